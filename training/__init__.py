@@ -1,0 +1,1 @@
+"""rasid training side: data recipes, fine-tuning, evaluation, the command line."""

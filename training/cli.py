@@ -1,0 +1,56 @@
+"""The `rasid` command: one subcommand per module, each module registers its own parser."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from serving import __version__
+from serving.errors import RasidError
+
+# Each module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+# Heavy imports (torch, transformers, scikit-learn) stay inside the command functions so that
+# `rasid --help` answers at once.
+COMMAND_MODULES = [
+    "training.prepare",
+    "training.split",
+    "training.base_encoder",
+    "training.train",
+    "training.predict",
+    "training.evaluate",
+    "training.baseline",
+    "training.export",
+    "training.serve_command",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rasid", description="Arabic news topic and stance: train, evaluate, serve.")
+    parser.add_argument("--version", action="version", version=f"rasid {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:  # a real missing dependency, not a command still to be written
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        code = args.func(args)
+    except RasidError as error:
+        print(f"rasid {args.command}: error: {error}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print(f"rasid {args.command}: interrupted", file=sys.stderr)
+        code = 130
+    return code or 0
