@@ -226,7 +226,7 @@ def test_skip_bad_rows_writes_the_good_rows_and_counts_the_bad(copy_of, tmp_path
     assert main(["prepare", "mawqif", "--source", str(source), "--out", str(out), "--skip-bad-rows"]) == 0
     assert [row["id"] for row in read_jsonl(out)] == ["mawqif:1", "mawqif:2", "mawqif:3", "mawqif:5"]
     printed = capsys.readouterr()
-    assert "skipped 1 bad rows" in printed.err and "Mawqif_AllTargets_Train.csv:6: empty text" in printed.err
+    assert "skipped 1 bad row(s)" in printed.err and "Mawqif_AllTargets_Train.csv:6: empty text" in printed.err
     assert "wrote 4 rows" in printed.out and "stance: Against 2, Favor 1, None 1" in printed.out
     assert "bad rows skipped: 1" in printed.out
 

@@ -107,6 +107,9 @@ def _write_atomically(out: Path, rows: list[dict], columns: tuple[str, ...]) -> 
             else:
                 for row in rows:
                     stream.write(json.dumps({key: row.get(key) for key in columns}, ensure_ascii=False) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                if getattr(args, key) is not None}
     report = prepare(args.name, args.source, args.out, skip_bad_rows=args.skip_bad_rows, **options)
     if report.bad:
-        print(f"warning: skipped {len(report.bad)} bad rows, e.g.:", file=sys.stderr)
+        print(f"warning: skipped {len(report.bad)} bad row(s), e.g.:", file=sys.stderr)
         for row in report.bad[:MAX_WARNED]:
             print(f"  {row}", file=sys.stderr)
     print(report.summary())
