@@ -1,0 +1,181 @@
+"""The bundle: a folder holding everything a trained model needs. The only module that reads or writes it.
+
+Layout (format 1):
+  config.json, model.safetensors   the encoder, a standard Hugging Face folder (AutoModel loads it)
+  tokenizer.json, tokenizer_config.json, ...   its tokenizer (AutoTokenizer loads it)
+  heads.safetensors                one linear head per task: "<task>.weight", "<task>.bias"
+  rasid.json                       the manifest: tasks and their ordered labels, input kinds,
+                                   normalisation, max length, pooling, base, training config,
+                                   data hashes, validation metrics, rasid version
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from serving import __version__
+from serving.errors import BundleError
+from serving.normalize import NormalizationSettings
+
+FORMAT_NAME = "rasid-bundle"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "rasid.json"
+HEADS_FILE = "heads.safetensors"
+ENCODER_FILES = ("config.json", "model.safetensors")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+INPUT_KINDS = ("single", "pair")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its labels in head order (stored once; the maps are derived so they cannot disagree)."""
+
+    name: str
+    labels: tuple[str, ...]
+    input: str  # "single": the text alone; "pair": (target, text)
+    temperature: float = 1.0  # divides the logits; fitted on validation so scores are calibrated
+
+    def __post_init__(self):
+        if self.input not in INPUT_KINDS:
+            raise BundleError(f"task '{self.name}' has input kind '{self.input}'; expected one of {INPUT_KINDS}.")
+        if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
+            raise BundleError(f"task '{self.name}' needs at least two distinct labels, got {list(self.labels)}.")
+        if not self.temperature > 0:
+            raise BundleError(f"task '{self.name}' has temperature {self.temperature}; it must be positive.")
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: index for index, label in enumerate(self.labels)}
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+
+@dataclass
+class Manifest:
+    tasks: list[TaskSpec]
+    max_length: int
+    base_model: str
+    normalization: NormalizationSettings = field(default_factory=NormalizationSettings)
+    pooling: str = "mean"
+    training: dict = field(default_factory=dict)
+    data: list[dict] = field(default_factory=list)  # [{"path", "sha256", "rows"}]
+    metrics: dict = field(default_factory=dict)  # validation metrics, per task
+    rasid_version: str = __version__
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def task(self, name: str) -> TaskSpec:
+        for spec in self.tasks:
+            if spec.name == name:
+                return spec
+        raise BundleError(f"this bundle has no task '{name}'; it has {[t.name for t in self.tasks]}.")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["tasks"] = [{**asdict(t), "labels": list(t.labels)} for t in self.tasks]
+        data["normalization"] = self.normalization.to_dict()
+        return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "manifest") -> "Manifest":
+        if data.get("format") != FORMAT_NAME:
+            raise BundleError(f"{where} is not a rasid bundle manifest (format is {data.get('format')!r}).")
+        version = data.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise BundleError(
+                f"{where} was written by a newer rasid (bundle format {version}, rasid {data.get('rasid_version')}); "
+                f"this rasid {__version__} reads format {FORMAT_VERSION} at most: upgrade rasid."
+            )
+        body = {k: v for k, v in data.items() if k not in {"format", "format_version"}}
+        try:
+            body["tasks"] = [TaskSpec(**{**t, "labels": tuple(t["labels"])}) for t in body["tasks"]]
+            body["normalization"] = NormalizationSettings.from_dict(body.get("normalization", {}))
+            return cls(**body)
+        except (KeyError, TypeError, ValueError) as error:
+            raise BundleError(f"{where} is malformed: {error}.") from error
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read and check a bundle's manifest and that every file the bundle needs is present."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"{path} is not a bundle folder (it does not exist or is a file).")
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleError(f"{path} has no {MANIFEST_FILE}: it is not a rasid bundle, or its writing was interrupted.")
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleError(f"{manifest_path} is not valid JSON ({error}).") from error
+    manifest = Manifest.from_dict(data, where=str(manifest_path))
+    missing = [name for name in (HEADS_FILE, *ENCODER_FILES, *TOKENIZER_FILES) if not (path / name).is_file()]
+    if missing:
+        raise BundleError(f"bundle {path} is missing {', '.join(missing)}; rebuild it with `rasid train`.")
+    return manifest
+
+
+def save_bundle(path: Path, model, tokenizer, manifest: Manifest) -> Path:
+    """Write the bundle atomically: into a temporary sibling, then swap it in by rename."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.writing-", dir=path.parent))
+    try:
+        model.encoder.save_pretrained(temporary, safe_serialization=True)
+        tokenizer.save_pretrained(temporary)
+        heads = {f"{name}.{part}": tensor.detach().float().contiguous().cpu()
+                 for name, head in model.heads.items() for part, tensor in head.state_dict().items()}
+        save_file(heads, str(temporary / HEADS_FILE))
+        (temporary / MANIFEST_FILE).write_text(
+            json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if path.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, retired / path.name)
+            os.replace(temporary, path)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return path
+
+
+def load_bundle(path: Path):
+    """Return (manifest, MultiTaskModel in eval mode, tokenizer) from a bundle folder."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from serving.model import MultiTaskModel
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    encoder = AutoModel.from_pretrained(path, add_pooling_layer=False) if _is_bert(path) else AutoModel.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = MultiTaskModel(encoder, {t.name: len(t.labels) for t in manifest.tasks}, pooling=manifest.pooling)
+    heads = load_file(str(path / HEADS_FILE))
+    for spec in manifest.tasks:
+        head = model.heads[spec.name]
+        try:
+            head.load_state_dict({"weight": heads[f"{spec.name}.weight"], "bias": heads[f"{spec.name}.bias"]})
+        except (KeyError, RuntimeError) as error:
+            raise BundleError(f"bundle {path}: the head of task '{spec.name}' does not match its {len(spec.labels)} "
+                              f"labels in {MANIFEST_FILE} ({error}).") from error
+    model.eval()
+    return manifest, model, tokenizer
+
+
+def _is_bert(path: Path) -> bool:
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return config.get("model_type") == "bert"

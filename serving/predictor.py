@@ -1,0 +1,142 @@
+"""The predictor: normalise, tokenise, encode once per input kind, and answer every task asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+
+from serving.bundle import Manifest, load_bundle
+from serving.errors import RasidError
+from serving.normalize import normalize
+
+UNCERTAIN = "uncertain"
+
+
+@dataclass(frozen=True)
+class Item:
+    text: str
+    target: str | None = None
+
+
+@dataclass
+class ItemResult:
+    predictions: dict[str, dict]  # task -> {"label", "score", "scores": {label: probability}}
+    truncated: bool = False  # some input of this item was longer than the model window
+    skipped_tasks: list[str] = field(default_factory=list)  # pair tasks not run because no target was given
+
+
+class Predictor:
+    """Answers tasks for texts (and text-target pairs) with a loaded bundle.
+
+    Single-input tasks share one encoding of the text, pair tasks one encoding of (target, text), so a
+    paragraph costs at most two encoder passes whatever the number of tasks. Inputs are sorted by length
+    and padded per batch, so short texts do not pay for long ones.
+    """
+
+    def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool = False):
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.quantized = quantize
+        self.model = _quantize(model) if quantize else model
+        self.model.eval()
+        self._temperatures = {t.name: t.temperature for t in manifest.tasks}
+
+    @classmethod
+    def from_bundle(cls, path: Path, **options) -> "Predictor":
+        manifest, model, tokenizer = load_bundle(path)
+        return cls(manifest, model, tokenizer, **options)
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.manifest.tasks]
+
+    def check_tasks(self, tasks: Iterable[str] | None) -> list[str]:
+        if tasks is None:
+            return self.task_names
+        tasks = list(tasks)
+        unknown = [t for t in tasks if t not in self.task_names]
+        if unknown:
+            raise RasidError(f"unknown task(s) {unknown}; this model has {self.task_names}.")
+        return tasks
+
+    def predict(self, texts, targets=None, tasks=None, abstain_below: float | None = None):
+        """Predict for one string or a list of strings, and answer in kind: a dict, or a list of dicts."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if targets is None or isinstance(targets, str):
+            targets = [targets] * len(texts)
+        results = self.predict_items([Item(t, g) for t, g in zip(texts, targets)], tasks, abstain_below)
+        answers = [r.predictions for r in results]
+        return answers[0] if single else answers
+
+    def predict_items(self, items: list[Item], tasks=None, abstain_below: float | None = None,
+                      progress: Callable[[int], None] | None = None) -> list[ItemResult]:
+        """Predict every requested task the item can take. Pair tasks need a target: asked for explicitly
+        without one, that is an error; by default they are skipped and listed in `skipped_tasks`."""
+        explicit = tasks is not None
+        tasks = self.check_tasks(tasks)
+        kinds = {t.name: t.input for t in self.manifest.tasks}
+        single_tasks = [t for t in tasks if kinds[t] == "single"]
+        pair_tasks = [t for t in tasks if kinds[t] == "pair"]
+        if explicit and pair_tasks and any(not (i.target and i.target.strip()) for i in items):
+            raise RasidError(f"task(s) {pair_tasks} compare a text with a target: give a non-empty 'target'.")
+        results = [ItemResult(predictions={}) for _ in items]
+        settings = self.manifest.normalization
+        texts = [normalize(i.text, settings) for i in items]
+        jobs = []  # (tasks, item indices, encoder inputs)
+        if single_tasks:
+            jobs.append((single_tasks, list(range(len(items))), [(t,) for t in texts]))
+        with_target = [k for k, i in enumerate(items) if i.target and i.target.strip()]
+        if pair_tasks:
+            jobs.append((pair_tasks, with_target, [(normalize(items[k].target, settings), texts[k]) for k in with_target]))
+            for k in set(range(len(items))) - set(with_target):
+                results[k].skipped_tasks = list(pair_tasks)
+        for job_tasks, indices, inputs in jobs:
+            probabilities, truncated = self._run(inputs, job_tasks, progress)
+            for position, k in enumerate(indices):
+                results[k].truncated |= truncated[position]
+                for task in job_tasks:
+                    results[k].predictions[task] = self._answer(task, probabilities[task][position], abstain_below)
+        return results
+
+    def probabilities(self, inputs: list[tuple[str, ...]], tasks: list[str]) -> dict[str, torch.Tensor]:
+        """Calibrated probabilities [n, labels] per task for already-normalised inputs of one kind."""
+        return self._run(inputs, tasks, None)[0]
+
+    def _run(self, inputs, tasks, progress):
+        max_length = self.manifest.max_length
+        lengths = [len(ids) for ids in self.tokenizer(*zip(*inputs), truncation=False)["input_ids"]] if inputs else []
+        order = sorted(range(len(inputs)), key=lambda k: lengths[k])
+        outputs = {t: [None] * len(inputs) for t in tasks}
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                encoded = self.tokenizer(*zip(*(inputs[k] for k in chunk)), truncation=True, max_length=max_length,
+                                         padding=True, return_tensors="pt")
+                pooled = self.model.encode(**encoded)
+                for task in tasks:
+                    logits = self.model.head_logits(pooled, task) / self._temperatures[task]
+                    for row, k in enumerate(chunk):
+                        outputs[task][k] = logits[row].softmax(-1)
+                if progress:
+                    progress(len(chunk))
+        stacked = {t: torch.stack(v) if v else torch.empty(0) for t, v in outputs.items()}
+        return stacked, [n > max_length for n in lengths]
+
+    def _answer(self, task: str, probabilities: torch.Tensor, abstain_below: float | None) -> dict:
+        labels = self.manifest.task(task).labels
+        best = int(probabilities.argmax())
+        score = float(probabilities[best])
+        label = labels[best] if abstain_below is None or score >= abstain_below else UNCERTAIN
+        return {"label": label, "score": score, "scores": {l: float(p) for l, p in zip(labels, probabilities)}}
+
+
+def _quantize(model):
+    """Dynamic int8 for the Linear layers (weights int8, activations quantised on the fly)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -1,0 +1,122 @@
+"""From rows to model inputs: one example per (row, task), normalised and tokenised, and their collator."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+
+from serving.bundle import TaskSpec
+from serving.normalize import NormalizationSettings, normalize
+from serving.errors import DataError
+from training.data import Row
+
+# What each known task compares. Unknown task names are single-input unless named with --pair-tasks.
+KNOWN_TASK_INPUTS = {"topic": "single", "stance": "pair", "claim": "pair", "sentiment": "single", "sarcasm": "single"}
+
+
+def task_specs(rows: list[Row], tasks: list[str], pair_tasks: set[str]) -> list[TaskSpec]:
+    """Each task's label list (sorted, so the head order never depends on row order)."""
+    specs = []
+    for name in tasks:
+        labels = sorted({row.labels[name] for row in rows if name in row.labels})
+        if len(labels) < 2:
+            raise DataError(f"task '{name}' has {len(labels)} distinct label(s) in the training data; it needs two or more.")
+        kind = "pair" if name in pair_tasks or KNOWN_TASK_INPUTS.get(name) == "pair" else "single"
+        specs.append(TaskSpec(name=name, labels=tuple(labels), input=kind))
+    return specs
+
+
+def check_known_labels(rows: list[Row], specs: list[TaskSpec], what: str) -> None:
+    """Validation or evaluation labels must all be labels the heads have."""
+    problems = []
+    for spec in specs:
+        unknown = Counter(row.labels[spec.name] for row in rows
+                          if spec.name in row.labels and row.labels[spec.name] not in spec.label2id)
+        for label, count in unknown.items():
+            first = next(r.where for r in rows if r.labels.get(spec.name) == label)
+            problems.append(f"task '{spec.name}': label '{label}' ({count} rows, first at {first})")
+    if problems:
+        raise DataError(f"{what} has labels never seen in training: " + "; ".join(problems) + ".")
+
+
+def build_examples(rows: list[Row], specs: list[TaskSpec], settings: NormalizationSettings) -> dict[str, list]:
+    """Columns text / target / task_ids / labels: one entry per labelled (row, task)."""
+    columns = {"text": [], "target": [], "task_ids": [], "labels": []}
+    for row in rows:
+        for task_id, spec in enumerate(specs):
+            label = row.labels.get(spec.name)
+            if label is None:
+                continue
+            if spec.input == "pair" and not (row.target and row.target.strip()):
+                raise DataError(f"{row.where}: task '{spec.name}' compares text with a target, but the row has no target.")
+            columns["text"].append(normalize(row.text, settings))
+            columns["target"].append(normalize(row.target, settings) if spec.input == "pair" else None)
+            columns["task_ids"].append(task_id)
+            columns["labels"].append(spec.label2id[label])
+    return columns
+
+
+def tokenize_examples(columns: dict[str, list], tokenizer, max_length: int):
+    """A datasets.Dataset with input ids and a `length` column for length-grouped batches."""
+    from datasets import Dataset
+
+    def encode(batch):
+        singles = [k for k, target in enumerate(batch["target"]) if target is None]
+        pairs = [k for k, target in enumerate(batch["target"]) if target is not None]
+        ids = [None] * len(batch["text"])
+        types = [None] * len(batch["text"])
+        for indices, args in ((singles, ([batch["text"][k] for k in singles],)),
+                              (pairs, ([batch["target"][k] for k in pairs], [batch["text"][k] for k in pairs]))):
+            if not indices:
+                continue
+            out = tokenizer(*args, truncation=True, max_length=max_length)
+            # BERT tokenizers mark the second segment with token type 1; XLM-R ones give none (all 0).
+            segments = out.get("token_type_ids") or [[0] * len(x) for x in out["input_ids"]]
+            for k, row_ids, row_types in zip(indices, out["input_ids"], segments):
+                ids[k], types[k] = row_ids, row_types
+        return {"input_ids": ids, "token_type_ids": types, "length": [len(x) for x in ids]}
+
+    dataset = Dataset.from_dict(columns)
+    return dataset.map(encode, batched=True, batch_size=1000, remove_columns=["text", "target"])
+
+
+class Collator:
+    """Pads each batch to its own longest sequence (dynamic padding)."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(f["input_ids"]) for f in features)
+        input_ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(features), longest), dtype=torch.long)
+        token_type_ids = torch.zeros((len(features), longest), dtype=torch.long)
+        for row, feature in enumerate(features):
+            size = len(feature["input_ids"])
+            input_ids[row, :size] = torch.tensor(feature["input_ids"])
+            token_type_ids[row, :size] = torch.tensor(feature["token_type_ids"])
+            attention_mask[row, :size] = 1
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "task_ids": torch.tensor([f["task_ids"] for f in features]),
+            "labels": torch.tensor([f["labels"] for f in features]),
+        }
+
+
+def class_weights(columns: dict[str, list], specs: list[TaskSpec], power: float) -> list[torch.Tensor]:
+    """Per task, weights (total / (K × count))^power, so rare classes are not drowned by common ones.
+
+    power 0: no weighting; 0.5: the square root, a middle way; 1: fully balanced.
+    """
+    weights = []
+    for task_id, spec in enumerate(specs):
+        counts = Counter(label for t, label in zip(columns["task_ids"], columns["labels"]) if t == task_id)
+        total = sum(counts.values())
+        raw = torch.tensor([(total / (len(spec.labels) * max(counts.get(k, 0), 1))) ** power
+                            for k in range(len(spec.labels))], dtype=torch.float)
+        mean_weight = sum(raw[k] * counts.get(k, 0) for k in range(len(spec.labels))) / max(total, 1)
+        weights.append(raw / mean_weight)  # keep the average example weight at 1: same loss scale
+    return weights

@@ -1,0 +1,104 @@
+"""The Hugging Face Trainer, taught three things: a per-task weighted loss, per-task metrics, best-epoch keeping."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from transformers import Trainer, TrainerCallback
+
+from serving.bundle import TaskSpec
+from training.metrics import classification_metrics
+
+log = logging.getLogger(__name__)
+BEST_DIR = "best"  # inside the run folder: the weights of the best epoch so far, kept across resumes
+
+
+class MultiTaskTrainer(Trainer):
+    def __init__(self, *args, class_weights: list[torch.Tensor], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels, task_ids = inputs["labels"], inputs["task_ids"]
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        logits = outputs["logits"]
+        losses = F.cross_entropy(logits, labels, reduction="none")
+        weights = torch.ones_like(losses)
+        for task_id, task_weights in enumerate(self.class_weights):
+            rows = task_ids == task_id
+            if rows.any():
+                weights[rows] = task_weights.to(losses.device)[labels[rows]]
+        loss = (losses * weights).sum() / weights.sum()
+        return (loss, outputs) if return_outputs else loss
+
+
+def split_by_task(logits: np.ndarray, labels: np.ndarray, task_ids: np.ndarray, specs: list[TaskSpec]):
+    """Yield (spec, logits [n, labels of this task], gold ids) for each task present."""
+    for task_id, spec in enumerate(specs):
+        rows = task_ids == task_id
+        if rows.any():
+            yield spec, logits[rows, : len(spec.labels)], labels[rows]
+
+
+def metrics_function(specs: list[TaskSpec]):
+    """compute_metrics for the Trainer: per-task accuracy and macro-F1, and their mean (the model-selection score)."""
+
+    def compute(prediction) -> dict[str, float]:
+        labels, task_ids = prediction.label_ids
+        results = {}
+        for spec, logits, gold in split_by_task(prediction.predictions, labels, task_ids, specs):
+            names = list(spec.labels)
+            scores = classification_metrics([names[g] for g in gold], [names[p] for p in logits.argmax(1)], names)
+            results[f"{spec.name}_accuracy"] = scores["accuracy"]
+            results[f"{spec.name}_macro_f1"] = scores["macro_f1"]
+        f1s = [v for k, v in results.items() if k.endswith("_macro_f1")]
+        results["mean_macro_f1"] = float(np.mean(f1s)) if f1s else 0.0
+        return results
+
+    return compute
+
+
+class KeepBestEpoch(TrainerCallback):
+    """After each evaluation, save the weights if the mean macro-F1 is the best yet (rank 0 only).
+
+    The best score lives on disk beside the weights, so a resumed run still knows what it has to beat.
+    """
+
+    def __init__(self, run_dir: Path, trainer_ref: list):
+        self.best_dir = Path(run_dir) / BEST_DIR
+        self.trainer_ref = trainer_ref  # filled in once the trainer exists
+
+    def best_score(self) -> float:
+        path = self.best_dir / "score.json"
+        return json.loads(path.read_text())["mean_macro_f1"] if path.is_file() else float("-inf")
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not state.is_world_process_zero or not metrics:
+            return
+        score = metrics.get("eval_mean_macro_f1", float("-inf"))
+        if score > self.best_score():
+            from safetensors.torch import save_file
+
+            self.best_dir.mkdir(parents=True, exist_ok=True)
+            model = self.trainer_ref[0].model
+            state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+            save_file(state_dict, str(self.best_dir / "model.safetensors"))
+            (self.best_dir / "score.json").write_text(json.dumps({
+                "mean_macro_f1": score, "epoch": state.epoch, "step": state.global_step, "metrics": metrics}))
+            log.info("epoch %.2f: mean macro-F1 %.4f, the best so far: kept", state.epoch or 0, score)
+        else:
+            log.info("epoch %.2f: mean macro-F1 %.4f, not better than %.4f", state.epoch or 0, score, self.best_score())
+
+
+def load_best(model, run_dir: Path) -> dict:
+    """Load the best epoch's weights into `model`; return its score record."""
+    from safetensors.torch import load_file
+
+    best_dir = Path(run_dir) / BEST_DIR
+    model.load_state_dict(load_file(str(best_dir / "model.safetensors")))
+    return json.loads((best_dir / "score.json").read_text())

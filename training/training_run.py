@@ -1,0 +1,180 @@
+"""One training run, step by step (see training/train.py for the recipe and its options)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from serving.bundle import Manifest, save_bundle
+from serving.errors import RasidError
+from serving.normalize import NormalizationSettings
+from training.calibration import expected_calibration_error, fit_temperature
+from training.data import read_rows, split_rows
+from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
+from training.metrics import classification_metrics
+from training.train import TrainConfig, clear_run_dir, describe_data, tasks_in, write_json
+
+log = logging.getLogger(__name__)
+RUN_FILE = "run.json"  # in the run folder: config and data hashes, so --resume refuses a changed run
+
+
+def load_encoder(base: str):
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        try:  # BERT-like encoders carry a pooler we never use; not loading it avoids unused weights
+            encoder = AutoModel.from_pretrained(base, add_pooling_layer=False)
+        except TypeError:
+            encoder = AutoModel.from_pretrained(base)
+    except OSError as error:
+        raise RasidError(f"cannot load the base encoder '{base}': {error}".rstrip(".") + ".") from error
+    return encoder, tokenizer
+
+
+class TrainingRun:
+    def __init__(self, config: TrainConfig, callbacks: list):
+        self.config = config
+        self.callbacks = callbacks
+
+    def execute(self) -> Path:
+        c = self.config
+        _quiet_libraries()
+        # 1. data and tasks
+        read = read_rows(c.data, skip_bad_rows=c.skip_bad_rows, tasks=c.tasks)
+        rows = [row for row in read.rows if row.labels]
+        tasks = tasks_in(rows, c.tasks)
+        rows_per_file = Counter(row.where.rsplit(":", 1)[0] for row in rows)
+        # 2. validation split
+        if c.val_data:
+            train_rows, val_rows = rows, [r for r in read_rows(c.val_data, c.skip_bad_rows, tasks).rows if r.labels]
+        else:
+            train_rows, val_rows = split_rows(rows, c.val_fraction, c.seed)
+        if not val_rows:
+            raise RasidError("the validation split is empty: give more data, a larger --val-fraction, or --val-data.")
+        specs = task_specs(train_rows, tasks, set(c.pair_tasks))
+        check_known_labels(val_rows, specs, "the validation data")
+        log.info("%d training rows, %d validation rows; tasks: %s", len(train_rows), len(val_rows),
+                 ", ".join(f"{s.name} ({s.input}, {len(s.labels)} labels)" for s in specs))
+        # 3. base encoder
+        base = c.base
+        if base is None:
+            from training.base_encoder import ensure_base
+
+            base = str(ensure_base())
+        encoder, tokenizer = load_encoder(base)
+        # 4. examples
+        settings = NormalizationSettings()
+        train_columns = build_examples(train_rows, specs, settings)
+        val_columns = build_examples(val_rows, specs, settings)
+        train_set = tokenize_examples(train_columns, tokenizer, c.max_length)
+        val_set = tokenize_examples(val_columns, tokenizer, c.max_length)
+        # 5. train
+        data = describe_data(c.data, rows_per_file)
+        self._prepare_run_dir(data)
+        trainer = self._trainer(encoder, tokenizer, specs, train_set, val_set, train_columns)
+        trainer.train(resume_from_checkpoint=True if c.resume else None)
+        if not trainer.is_world_process_zero():
+            return c.out
+        # 6. best epoch, calibration
+        from training.hf_trainer import BEST_DIR, load_best, split_by_task
+
+        if not (c.run_dir / BEST_DIR).is_dir():  # stopped before the first epoch ended (--max-steps)
+            trainer.evaluate()
+        best = load_best(trainer.model, c.run_dir)
+        prediction = trainer.predict(val_set)
+        labels, task_ids = prediction.label_ids
+        metrics, calibrated = {}, []
+        for spec, logits, gold in split_by_task(prediction.predictions, labels, task_ids, specs):
+            temperature = fit_temperature(logits, gold)
+            names = list(spec.labels)
+            scores = classification_metrics([names[g] for g in gold], [names[p] for p in logits.argmax(1)], names)
+            scores["ece_before_calibration"] = expected_calibration_error(_softmax(logits), gold)
+            scores["ece"] = expected_calibration_error(_softmax(logits / temperature), gold)
+            metrics[spec.name] = {**scores, "temperature": temperature}
+            calibrated.append(type(spec)(spec.name, spec.labels, spec.input, temperature))
+            log.info("validation %s: n=%d accuracy %.4f macro-F1 %.4f ECE %.4f -> %.4f (T=%.2f)", spec.name,
+                     scores["n"], scores["accuracy"], scores["macro_f1"], scores["ece_before_calibration"],
+                     scores["ece"], temperature)
+        # 7. bundle
+        manifest = Manifest(
+            tasks=calibrated or specs, max_length=c.max_length, base_model=base, normalization=settings,
+            pooling=c.pooling, training={**c.to_dict(), "best_epoch": best.get("epoch"), "best_step": best.get("step"),
+                                          "train_rows": len(train_rows), "val_rows": len(val_rows)},
+            data=data, metrics={"validation": metrics})
+        save_bundle(c.out, trainer.model, tokenizer, manifest)
+        log.info("bundle written to %s", c.out)
+        return c.out
+
+    def _prepare_run_dir(self, data: list[dict]) -> None:
+        import json
+
+        c = self.config
+        identity = {"config": {k: v for k, v in c.to_dict().items() if k not in {"resume", "skip_bad_rows"}},
+                    "data": [d["sha256"] for d in data]}
+        run_file = c.run_dir / RUN_FILE
+        if c.resume:
+            if not run_file.is_file() or not any(c.run_dir.glob("checkpoint-*")):
+                raise RasidError(f"--resume: no checkpoint in {c.run_dir} to continue from; run without --resume.")
+            earlier = json.loads(run_file.read_text(encoding="utf-8"))
+            if earlier != identity:
+                changed = sorted(k for k in identity["config"] if identity["config"][k] != earlier["config"].get(k))
+                what = "the data files changed" if earlier["data"] != identity["data"] else f"options changed: {changed}"
+                raise RasidError(f"--resume: {what} since the interrupted run; rerun without --resume to start over.")
+            log.info("resuming the run in %s", c.run_dir)
+        else:
+            clear_run_dir(c.run_dir)
+            write_json(run_file, identity)
+
+    def _trainer(self, encoder, tokenizer, specs, train_set, val_set, train_columns):
+        import torch
+        from transformers import TrainingArguments
+
+        from serving.model import MultiTaskModel
+        from training.hf_trainer import KeepBestEpoch, MultiTaskTrainer, metrics_function
+
+        c = self.config
+        torch.manual_seed(c.seed)  # the heads' initial weights
+        model = MultiTaskModel(encoder, {s.name: len(s.labels) for s in specs}, pooling=c.pooling)
+        if c.freeze_embeddings:
+            model.encoder.get_input_embeddings().weight.requires_grad_(False)
+        on_cpu = not torch.cuda.is_available()
+        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # started by torchrun / accelerate launch
+        args = TrainingArguments(
+            output_dir=str(c.run_dir), num_train_epochs=c.epochs, max_steps=c.max_steps,
+            per_device_train_batch_size=c.batch_size, per_device_eval_batch_size=64,
+            learning_rate=c.lr, weight_decay=0.01, warmup_steps=0.06, lr_scheduler_type="linear",
+            eval_strategy="epoch", save_strategy="steps", save_steps=c.save_steps, save_total_limit=1,
+            logging_steps=50, report_to="none", seed=c.seed, use_cpu=on_cpu, bf16=c.bf16,
+            train_sampling_strategy="group_by_length", label_names=["labels", "task_ids"],
+            remove_unused_columns=False, dataloader_num_workers=0,
+            ddp_backend="gloo" if on_cpu and distributed else None, ddp_find_unused_parameters=True,
+        )
+        trainer_ref: list = []
+        trainer = MultiTaskTrainer(
+            model=model, args=args, data_collator=Collator(tokenizer.pad_token_id),
+            train_dataset=train_set, eval_dataset=val_set, compute_metrics=metrics_function(specs),
+            callbacks=[KeepBestEpoch(c.run_dir, trainer_ref), *self.callbacks],
+            class_weights=class_weights(train_columns, specs, c.class_weight_power),
+        )
+        trainer_ref.append(trainer)
+        return trainer
+
+
+def _quiet_libraries() -> None:
+    """Keep the Trainer's progress bar (it shows the ETA) but drop the per-file loading and mapping bars."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_warning()
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
