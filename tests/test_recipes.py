@@ -112,7 +112,7 @@ def baly_row(claim_id, target, text, stance, fold, row_id):
             "source": "baly", "fold": fold}
 
 
-def test_baly_paragraphs_take_rationale_lines_and_overlapping_lines_of_unrelated_articles(tmp_path):
+def test_baly_paragraphs_take_rationale_lines_else_the_lines_closest_to_the_claim(tmp_path):
     report = prepare("baly", FIXTURES / "baly", tmp_path / "b.jsonl")
     assert read_jsonl(tmp_path / "b.jsonl") == [
         baly_row("R-1", CLAIM_R1, "أعلن الجيش اليوم أنه سيطر على مدينة الرقة بعد معارك عنيفة استمرت أسابيع .",
@@ -121,7 +121,10 @@ def test_baly_paragraphs_take_rationale_lines_and_overlapping_lines_of_unrelated
                  "R-1:1:0"),
         baly_row("R-1", CLAIM_R1, "وأكدت المصادر أن المعارك ما زالت مستمرة في أطراف المدينة .", "disagree", 1,
                  "R-1:1:2"),
-        # The discuss article has no rationale line, so it gives no paragraph; of the unrelated article, the two
+        # The discuss article has no rationale line (as in the corpus): its line closest to the claim stands in.
+        baly_row("R-1", CLAIM_R1, "تقارير متضاربة حول الوضع في الرقة ، ولم يصدر تأكيد رسمي حتى الآن .", "discuss", 1,
+                 "R-1:2:0"),
+        # Of the unrelated article, the two
         # long lines sharing most words with the claim (3 and 2 words; the oil line shares none, "طقس" is short).
         baly_row("R-1", CLAIM_R1, "معارك عنيفة في مدينة حلب أدت إلى نزوح آلاف الأسر .", "unrelated", 1, "R-1:3:2"),
         baly_row("R-1", CLAIM_R1, "الجيش يعلن حالة الطوارئ في مدينة حمص بسبب الفيضانات .", "unrelated", 1,
@@ -144,10 +147,10 @@ def test_baly_articles_give_one_row_per_claim_article_pair(tmp_path):
 
 
 def test_baly_folds_and_negatives_per_article_options(tmp_path):
-    report = prepare("baly", FIXTURES / "baly", tmp_path / "b.jsonl", folds="2,3", unrelated_per_article=1)
+    report = prepare("baly", FIXTURES / "baly", tmp_path / "b.jsonl", folds="2,3", lines_per_article=1)
     assert [row["id"] for row in read_jsonl(tmp_path / "b.jsonl")] == ["baly:V-2:0:2"]
     assert report.info == []  # no id of folds 2-3 lacks its json
-    prepare("baly", FIXTURES / "baly", tmp_path / "b.jsonl", folds="1", unrelated_per_article=1)
+    prepare("baly", FIXTURES / "baly", tmp_path / "b.jsonl", folds="1", lines_per_article=1)
     assert [row["id"] for row in read_jsonl(tmp_path / "b.jsonl")][-1] == "baly:R-1:3:2"
 
 

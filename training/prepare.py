@@ -127,13 +127,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baly.add_argument("--granularity", choices=["paragraphs", "articles"],
                       help="paragraphs (default): claim + rationale line pairs; articles: claim + whole article")
     baly.add_argument("--folds", help="comma-separated folds to keep, e.g. 1,2,3,4 (default: all present)")
-    baly.add_argument("--unrelated-per-article", type=int,
-                      help="lines taken from each unrelated article as hard negatives (default 2)")
+    baly.add_argument("--lines-per-article", type=int,
+                      help="lines taken from an article with no rationale line (unrelated: the hard negatives; "
+                           "discuss: its lines closest to the claim) (default 2)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = {key: getattr(args, key) for key in ("granularity", "folds", "unrelated_per_article")
+    options = {key: getattr(args, key) for key in ("granularity", "folds", "lines_per_article")
                if getattr(args, key) is not None}
     report = prepare(args.name, args.source, args.out, skip_bad_rows=args.skip_bad_rows, **options)
     if report.bad:

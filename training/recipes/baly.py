@@ -42,7 +42,7 @@ def parse_rationale(value: object) -> list[int] | None:
     return [int(index) for index in re.findall(r"\d+", value)] if _RATIONALE.fullmatch(value) else None
 
 
-def hard_negatives(claim: str, lines: list[str], count: int) -> list[int]:
+def closest_lines(claim: str, lines: list[str], count: int) -> list[int]:
     """Indices of the `count` long lines sharing the most words with the claim (ties: earlier line first)."""
     claim_words = set(_WORD.findall(claim))
     seen, scored = set(), []
@@ -56,7 +56,7 @@ def hard_negatives(claim: str, lines: list[str], count: int) -> list[int]:
 
 
 def read(source: Path, granularity: str = "paragraphs", folds: str | None = None,
-         unrelated_per_article: int = 2) -> Extract:
+         lines_per_article: int = 2) -> Extract:
     if granularity not in ("paragraphs", "articles"):
         raise DataError(f"--granularity must be paragraphs or articles, not {granularity!r}")
     fold_of = read_folds(source / SPLITS_FILE)
@@ -73,11 +73,11 @@ def read(source: Path, granularity: str = "paragraphs", folds: str | None = None
         if claim_id not in fold_of:
             extract.reject(path, 1, f"claim {claim_id} is in no fold of {SPLITS_FILE}")
         elif fold_of[claim_id] in wanted:
-            for stance in _read_claim(path, fold_of[claim_id], granularity, unrelated_per_article, extract):
+            for stance in _read_claim(path, fold_of[claim_id], granularity, lines_per_article, extract):
                 unlabelled[stance] = unlabelled.get(stance, 0) + 1
     if unlabelled:
         counts = ", ".join(f"{stance} {count}" for stance, count in sorted(unlabelled.items()))
-        extract.info.append(f"related articles with no rationale line give no paragraph rows: {counts}")
+        extract.info.append(f"related articles with no rationale line ({counts}): took the lines closest to the claim")
     return extract
 
 
@@ -127,11 +127,14 @@ def _read_claim(path: Path, fold: int, granularity: str, per_article: int, extra
             extract.keep(path, where, {"text": article.strip(), **row, "id": f"baly:{claim_id}:{index}"})
             continue
         if stance == "unrelated":
-            chosen = hard_negatives(target, lines, per_article)
+            chosen = closest_lines(target, lines, per_article)
         else:  # the other lines of a related article may or may not carry the stance: leave them out
             chosen = sorted(set(indices))
             if not chosen:
+                # Every "discuss" article (and only those) comes without rationale: the lines that share
+                # most words with the claim are where an article discusses it.
                 no_rationale.append(stance)
+                chosen = closest_lines(target, lines, per_article)
         for line in chosen:
             extract.keep(path, f"{where} line {line}",
                          {"text": lines[line].strip(), **row, "id": f"baly:{claim_id}:{index}:{line}"})
