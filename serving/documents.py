@@ -188,26 +188,46 @@ def analyze_document(predictor, text: str, target: str | None = None, tasks=None
     predictions}], "skipped": [{text, start, end, reason}], "truncated", "skipped_tasks", "empty"}.
     All paragraphs go to `predictor.predict_items` in one call, so they are batched together.
     """
+    return analyze_documents(predictor, [text], [target], tasks, abstain_below)[0]
+
+
+def analyze_documents(predictor, texts: list[str], targets: list[str | None] | None = None, tasks=None,
+                      abstain_below: float | None = None, progress=None) -> list[dict]:
+    """`analyze_document` for many documents, with all their paragraphs in one `predict_items` call (so
+    batches are filled across documents). `progress(n)` is called as paragraphs are done."""
     from serving.predictor import Item  # the predictor module imports torch; only reached with a predictor
 
     manifest = predictor.manifest
     names = predictor.check_tasks(tasks)
-    budget = char_budget(manifest.max_length, target)
-    kept, skipped = [], []
-    for paragraph in split_paragraphs(text, budget):
-        if is_boilerplate(paragraph.text):
-            skipped.append({"text": paragraph.text, "start": paragraph.start, "end": paragraph.end,
-                            "reason": "boilerplate"})
-        else:
-            kept.append(paragraph)
-    result = {"predictions": {}, "paragraphs": [], "skipped": skipped, "truncated": False,
-              "skipped_tasks": [], "empty": not kept}
-    if not kept:
-        return result
-    answers = predictor.predict_items([Item(p.text, target) for p in kept], tasks)
+    targets = list(targets) if targets is not None else [None] * len(texts)
+    results, kept = [], []  # kept: (document index, paragraph)
+    for index, (text, target) in enumerate(zip(texts, targets)):
+        skipped = []
+        for paragraph in split_paragraphs(text, char_budget(manifest.max_length, target)):
+            if is_boilerplate(paragraph.text):
+                skipped.append({"text": paragraph.text, "start": paragraph.start, "end": paragraph.end,
+                                "reason": "boilerplate"})
+            else:
+                kept.append((index, paragraph))
+        results.append({"predictions": {}, "paragraphs": [], "skipped": skipped, "truncated": False,
+                        "skipped_tasks": [], "empty": True})
+    answers = predictor.predict_items([Item(p.text, targets[i]) for i, p in kept], tasks,
+                                      **({"progress": progress} if progress else {})) if kept else []
+    by_document = [[] for _ in texts]
+    for (index, paragraph), answer in zip(kept, answers):
+        by_document[index].append((paragraph, answer))
+    for result, pairs in zip(results, by_document):
+        if pairs:
+            _fill(result, pairs, names, manifest, abstain_below)
+    return results
+
+
+def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: float | None) -> None:
+    answers = [answer for _, answer in pairs]
+    result["empty"] = False
     result["truncated"] = any(a.truncated for a in answers)
     result["skipped_tasks"] = list(answers[0].skipped_tasks)
-    for paragraph, answer in zip(kept, answers):
+    for paragraph, answer in pairs:
         result["paragraphs"].append({
             "text": paragraph.text, "start": paragraph.start, "end": paragraph.end,
             "predictions": {t: _abstain(dict(p), abstain_below) for t, p in answer.predictions.items()}})
@@ -216,10 +236,9 @@ def analyze_document(predictor, text: str, target: str | None = None, tasks=None
             continue  # a pair task without a target: listed in skipped_tasks
         spec = manifest.task(name)
         per_paragraph = [a.predictions[name] for a in answers]
-        weights = [len(p.text) for p in kept]
+        weights = [len(paragraph.text) for paragraph, _ in pairs]
         verdict = document_verdict(list(spec.labels), per_paragraph, weights, verdict_rule(spec))
         result["predictions"][name] = _abstain(verdict, abstain_below)
-    return result
 
 
 def document_verdict(labels: list[str], paragraphs: list[dict], weights: list[float], rule: str) -> dict:

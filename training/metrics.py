@@ -18,3 +18,39 @@ def classification_metrics(gold: list[str], predicted: list[str], labels: list[s
             for label, p, r, f, s in zip(labels, precision, recall, f1, support)
         },
     }
+
+
+STANCEEVAL_CLASSES = ("favor", "against")  # the two classes StanceEval 2024 scores; "None" only counts as an error
+
+
+def stanceeval_score(gold: list[str], predicted: list[str], targets: list[str]) -> dict:
+    """StanceEval 2024 (Mawqif shared task): per target, the mean of F1(Favor) and F1(Against) over that
+    target's rows; the score is the mean over targets. Labels match case-insensitively."""
+    from sklearn.metrics import f1_score
+
+    if not (len(gold) == len(predicted) == len(targets)):
+        raise ValueError("gold, predicted and targets must have one entry per row")
+    per_target = {}
+    for target in sorted(set(targets)):
+        rows = [k for k, t in enumerate(targets) if t == target]
+        g = [str(gold[k]).lower() for k in rows]
+        p = [str(predicted[k]).lower() for k in rows]
+        f1s = f1_score(g, p, labels=list(STANCEEVAL_CLASSES), average=None, zero_division=0)
+        per_target[target] = {"n": len(rows), "f1_favor": float(f1s[0]), "f1_against": float(f1s[1]),
+                              "score": float(f1s.mean())}
+    score = sum(v["score"] for v in per_target.values()) / len(per_target) if per_target else 0.0
+    return {"score": score, "per_target": per_target}
+
+
+def confusion(gold: list[str], predicted: list[str], labels: list[str]) -> dict:
+    """Counts[gold row][predicted column]. Rows are `labels`; columns are `labels` plus any other predicted
+    value (such as "uncertain" or a missing verdict), so every row sums to that label's support."""
+    extra = sorted({p for p in predicted if p not in labels})
+    columns = list(labels) + extra
+    index = {label: k for k, label in enumerate(columns)}
+    rows = {label: k for k, label in enumerate(labels)}
+    counts = [[0] * len(columns) for _ in labels]
+    for g, p in zip(gold, predicted):
+        if g in rows:
+            counts[rows[g]][index[p]] += 1
+    return {"labels": list(labels), "columns": columns, "counts": counts}
