@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -13,6 +15,10 @@ from serving.errors import RasidError
 from serving.normalize import normalize
 
 UNCERTAIN = "uncertain"
+# The fast path (fast=True, the default of `rasid serve` and `rasid predict`) quantises the encoder's Linear
+# layers to int8 (2.3-3x on e5-small, MEASURED.md). It stays on only while benchmarks/int8_accuracy.py shows
+# it costs at most 0.5 macro-F1 on every task of the real bundle (issue 6); otherwise set this to False.
+INT8_BY_DEFAULT = True
 
 
 @dataclass(frozen=True)
@@ -36,19 +42,31 @@ class Predictor:
     and padded per batch, so short texts do not pay for long ones.
     """
 
-    def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool = False):
+    def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool | None = None,
+                 fast: bool = True, threads: int | None = None, onnx: Path | None = None):
+        """fast=False: plain fp32 torch, exactly the trained model. fast=True: int8 unless quantize=False.
+        onnx: a `rasid export --format onnx` folder of this bundle, run by ONNX Runtime instead of torch.
+        threads: intra-op threads (process-wide in torch); None keeps torch's default, one per core."""
         self.manifest = manifest
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.quantized = quantize
-        self.model = _quantize(model) if quantize else model
-        self.model.eval()
+        if threads:
+            torch.set_num_threads(threads)
+        self._sessions = _onnx_sessions(Path(onnx), manifest, threads) if onnx else None
+        self.quantized = bool(INT8_BY_DEFAULT if quantize is None and fast else quantize) and not onnx
+        self.model = None if onnx else _quantize(model) if self.quantized else model
+        if self.model is not None:
+            self.model.eval()
         self._temperatures = {t.name: t.temperature for t in manifest.tasks}
 
     @classmethod
     def from_bundle(cls, path: Path, **options) -> "Predictor":
         manifest, model, tokenizer = load_bundle(path)
         return cls(manifest, model, tokenizer, **options)
+
+    @property
+    def backend(self) -> str:
+        return "onnxruntime" if self._sessions else "torch-int8" if self.quantized else "torch-fp32"
 
     @property
     def task_names(self) -> list[str]:
@@ -117,15 +135,22 @@ class Predictor:
                 chunk = order[start:start + self.batch_size]
                 encoded = self.tokenizer(*zip(*(inputs[k] for k in chunk)), truncation=True, max_length=max_length,
                                          padding=True, return_tensors="pt")
-                pooled = self.model.encode(**encoded)
-                for task in tasks:
-                    logits = self.model.head_logits(pooled, task) / self._temperatures[task]
+                for task, logits in self._logits(encoded, tasks).items():
                     for row, k in enumerate(chunk):
                         outputs[task][k] = logits[row].softmax(-1)
                 if progress:
                     progress(len(chunk))
         stacked = {t: torch.stack(v) if v else torch.empty(0) for t, v in outputs.items()}
         return stacked, [n > max_length for n in lengths]
+
+    def _logits(self, encoded, tasks) -> dict[str, torch.Tensor]:
+        """Calibrated logits per task for one tokenised batch (all tasks of one input kind)."""
+        if self._sessions is None:
+            pooled = self.model.encode(**encoded)
+            return {t: self.model.head_logits(pooled, t) / self._temperatures[t] for t in tasks}
+        session, inputs = self._sessions[self.manifest.task(tasks[0]).input]
+        outputs = session.run(tasks, {name: encoded[name].numpy() for name in inputs})
+        return dict(zip(tasks, map(torch.from_numpy, outputs)))  # temperatures are folded into the graph
 
     def _answer(self, task: str, probabilities: torch.Tensor, abstain_below: float | None) -> dict:
         labels = self.manifest.task(task).labels
@@ -137,6 +162,28 @@ class Predictor:
 
 def _quantize(model):
     """Dynamic int8 for the Linear layers (weights int8, activations quantised on the fly)."""
-    from torch.ao.quantization import quantize_dynamic
+    with warnings.catch_warnings():  # torch.ao eager quantisation is deprecated in 2.13 but still the fast path
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import quantize_dynamic
 
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _onnx_sessions(folder: Path, manifest: Manifest, threads: int | None) -> dict:
+    """{input kind: (InferenceSession, input names)} from an export folder, checked against the bundle."""
+    import onnxruntime
+
+    try:
+        description = json.loads((folder / "rasid_onnx.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RasidError(f"{folder} is not a `rasid export --format onnx` folder ({error}).") from error
+    exported = {t["name"]: tuple(t["labels"]) for t in description["tasks"]}
+    wanted = {t.name: t.labels for t in manifest.tasks}
+    if exported != wanted:
+        raise RasidError(f"the ONNX export in {folder} has tasks {exported}, the bundle {wanted}: export it again.")
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return {kind: (onnxruntime.InferenceSession(str(folder / graph["file"]), options,
+                                                providers=["CPUExecutionProvider"]), graph["inputs"])
+            for kind, graph in description["graphs"].items()}

@@ -1,0 +1,131 @@
+"""rasid export: each exported model answers like the bundle it came from.
+
+Tolerance: fp32 exports must give the bundle's calibrated probabilities within 1e-4 (absolute) — float32
+reordering noise, plus the tanh-linearised pooler for CLS bundles (relative error ~1e-8) — and the same labels.
+int8 ONNX is only checked to run and give distributions: its accuracy is measured by benchmarks/int8_accuracy.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving.normalize import normalize
+from serving.predictor import INT8_BY_DEFAULT, Predictor
+from tests.samples import STANCE, TOPIC
+from training.cli import main
+
+TOLERANCE = 1e-4
+TEXTS = [t for t, _ in TOPIC[::4]]
+PAIRS = [(g, t) for g, t, _ in STANCE[::3]]
+
+
+def reference(bundle: Path):
+    """The bundle's own calibrated probabilities (plain fp32 torch), on normalised inputs."""
+    predictor = Predictor.from_bundle(bundle, fast=False)
+    settings = predictor.manifest.normalization
+    singles = [(normalize(t, settings),) for t in TEXTS]
+    pairs = [(normalize(g, settings), normalize(t, settings)) for g, t in PAIRS]
+    return predictor, {"topic": predictor.probabilities(singles, ["topic"])["topic"].numpy(),
+                       **predictor.probabilities(pairs, ["stance", "claim"])}, singles, pairs
+
+
+def pipeline_scores(folder: Path, inputs, labels, remote: bool) -> np.ndarray:
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(folder), trust_remote_code=remote, device="cpu")
+    answers = classify(inputs, top_k=None, truncation=True)
+    return np.array([[{a["label"]: a["score"] for a in answer}[label] for label in labels] for answer in answers])
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_hf_export_gives_the_bundles_calibrated_scores_through_a_pipeline(bundle_copy, tmp_path, pooling):
+    manifest_path = bundle_copy / "rasid.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["pooling"] = pooling  # same weights, other pooling: parity is what this test checks
+    for task in manifest["tasks"]:
+        task["temperature"] = 0.5  # sharper than the tiny bundle's fitted T=20, so the check is stricter
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    predictor, expected, singles, pairs = reference(bundle_copy)
+
+    assert main(["export", "--model", str(bundle_copy), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
+
+    remote = pooling == "mean"
+    topic = predictor.manifest.task("topic").labels
+    got = pipeline_scores(tmp_path / "hf" / "topic", [s for (s,) in singles], topic, remote)
+    np.testing.assert_allclose(got, expected["topic"], atol=TOLERANCE)
+    stance = predictor.manifest.task("stance").labels
+    got = pipeline_scores(tmp_path / "hf" / "stance", [{"text": g, "text_pair": t} for g, t in pairs], stance, remote)
+    np.testing.assert_allclose(got, np.asarray(expected["stance"]), atol=TOLERANCE)
+
+
+def test_hf_export_folder_names_its_labels_and_documents_normalisation(trained_bundle, tmp_path):
+    main(["export", "--model", str(trained_bundle), "--format", "hf", "--out", str(tmp_path), "--tasks", "topic"])
+    config = json.loads((tmp_path / "topic" / "config.json").read_text(encoding="utf-8"))
+    labels = list(Predictor.from_bundle(trained_bundle, fast=False).manifest.task("topic").labels)
+    assert config["id2label"] == {str(i): label for i, label in enumerate(labels)}
+    assert config["label2id"] == {label: i for i, label in enumerate(labels)}
+    assert (tmp_path / "topic" / "tokenizer.json").is_file()
+    assert "normalisation" in (tmp_path / "topic" / "README.md").read_text(encoding="utf-8")
+    assert not (tmp_path / "stance").exists()
+
+
+def test_mean_pooling_export_refuses_to_load_without_remote_code(trained_bundle, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    main(["export", "--model", str(trained_bundle), "--format", "hf", "--out", str(tmp_path), "--tasks", "topic"])
+    with pytest.raises(Exception):  # a loud failure, never CLS pooling in silence
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "topic", trust_remote_code=False)
+
+
+def onnx_probabilities(folder: Path, kind: str, tokenizer, inputs) -> dict[str, np.ndarray]:
+    import onnxruntime
+
+    graph = json.loads((folder / "rasid_onnx.json").read_text(encoding="utf-8"))["graphs"][kind]
+    session = onnxruntime.InferenceSession(str(folder / graph["file"]), providers=["CPUExecutionProvider"])
+    encoded = tokenizer(*zip(*inputs), padding=True, truncation=True, return_tensors="np")
+    outputs = session.run(graph["tasks"], {name: encoded[name] for name in graph["inputs"]})
+    return {task: np.exp(o - o.max(1, keepdims=True)) / np.exp(o - o.max(1, keepdims=True)).sum(1, keepdims=True)
+            for task, o in zip(graph["tasks"], outputs)}
+
+
+def test_onnx_export_one_graph_per_input_kind_gives_the_bundles_scores(trained_bundle, tmp_path):
+    predictor, expected, singles, pairs = reference(trained_bundle)
+    assert main(["export", "--model", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path)]) == 0
+    got = {**onnx_probabilities(tmp_path, "single", predictor.tokenizer, singles),
+           **onnx_probabilities(tmp_path, "pair", predictor.tokenizer, pairs)}
+    assert set(got) == {"topic", "stance", "claim"}
+    for task in got:
+        np.testing.assert_allclose(got[task], np.asarray(expected[task]), atol=TOLERANCE)
+
+
+def test_predictor_onnx_backend_answers_like_torch(trained_bundle, tmp_path):
+    main(["export", "--model", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path)])
+    plain = Predictor.from_bundle(trained_bundle, fast=False)
+    onnx = Predictor.from_bundle(trained_bundle, onnx=tmp_path)
+    assert onnx.backend == "onnxruntime"
+    for mine, theirs in zip(onnx.predict(TEXTS, targets="لقاح كورونا"), plain.predict(TEXTS, targets="لقاح كورونا")):
+        for task in theirs:
+            assert mine[task]["label"] == theirs[task]["label"]
+            assert mine[task]["score"] == pytest.approx(theirs[task]["score"], abs=TOLERANCE)
+
+
+def test_onnx_int8_export_runs_and_gives_distributions(trained_bundle, tmp_path):
+    predictor, _, singles, _ = reference(trained_bundle)
+    main(["export", "--model", str(trained_bundle), "--format", "onnx", "--int8", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "rasid_onnx.json").read_text(encoding="utf-8"))["int8"] is True
+    got = onnx_probabilities(tmp_path, "single", predictor.tokenizer, singles)["topic"]
+    np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-5)
+
+
+def test_fast_predictor_is_int8_unless_measured_otherwise_and_can_be_turned_off(trained_bundle):
+    assert Predictor.from_bundle(trained_bundle).backend == ("torch-int8" if INT8_BY_DEFAULT else "torch-fp32")
+    assert Predictor.from_bundle(trained_bundle, fast=False).backend == "torch-fp32"
+    assert Predictor.from_bundle(trained_bundle, quantize=False).backend == "torch-fp32"
+
+
+def test_int8_export_of_hf_folders_is_refused(trained_bundle, tmp_path):
+    assert main(["export", "--model", str(trained_bundle), "--format", "hf", "--int8", "--out", str(tmp_path)]) == 2
