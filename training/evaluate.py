@@ -1,0 +1,159 @@
+"""`rasid evaluate`: score a bundle (and optionally the TF-IDF baseline beside it) on labelled data.
+
+Per task: n, accuracy, macro-F1, per-class precision/recall/F1/support, expected calibration error, a
+confusion matrix, and for target stance the StanceEval 2024 score. With --documents each row's text is a
+whole article, classified paragraph by paragraph and scored by its document verdict (serving.documents).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from serving import __version__
+from serving.errors import DataError, RasidError
+from training.data import Row, read_rows
+from training.report import NO_VERDICT, format_report, score_task, write_report
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="score a bundle on labelled data; write report.json/.md and PNGs")
+    p.add_argument("--model", type=Path, required=True, help="bundle folder")
+    p.add_argument("--data", nargs="+", type=Path, required=True, help="labelled JSONL/CSV files")
+    p.add_argument("--report", type=Path, help="folder for report.json, report.md and confusion-*.png")
+    p.add_argument("--documents", action="store_true",
+                   help="each text is a whole article: split, drop boilerplate, score the document verdict")
+    p.add_argument("--baseline", action="store_true", help="also train the TF-IDF baseline on --train and compare")
+    p.add_argument("--train", nargs="+", type=Path, default=[], help="training files for --baseline")
+    p.add_argument("--tasks", help="comma-separated tasks (default: every task of the bundle found in the data)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
+    p.set_defaults(func=run)
+
+
+def parse_tasks(value: str | None) -> list[str] | None:
+    return [t.strip() for t in value.split(",") if t.strip()] if value else None
+
+
+def run(args) -> int:
+    from serving.predictor import Predictor
+
+    if args.baseline and not args.train:
+        raise RasidError("--baseline trains the TF-IDF baseline: give its training files with --train FILE ...")
+    if args.batch_size < 1:
+        raise RasidError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size)
+    tasks = predictor.check_tasks(parse_tasks(args.tasks))
+    rows = read_rows(args.data, args.skip_bad_rows, tasks=tasks).rows
+    specs = [predictor.manifest.task(t) for t in tasks]
+    report = new_report(args.data, args.documents)
+    by_task = rows_by_task(rows, specs, args.skip_bad_rows)
+    report["models"]["rasid"] = {
+        "description": f"fine-tuned bundle {args.model} (base {predictor.manifest.base_model})",
+        "tasks": evaluate_model(predictor, by_task, args.documents)}
+    if args.baseline:
+        from training.baseline import describe, fit_baseline
+
+        baseline = fit_baseline(args.train, list(by_task), {s.name for s in specs if s.input == "pair"},
+                                args.skip_bad_rows)
+        report["models"]["baseline"] = {
+            "description": describe(args.train),
+            "tasks": evaluate_model(baseline, rows_by_task(rows, baseline.manifest.tasks, args.skip_bad_rows),
+                                    args.documents)}
+    finish(report, args.report)
+    return 0
+
+
+def new_report(data: list[Path], documents: bool) -> dict:
+    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rasid_version": __version__,
+            "data": [str(p) for p in data], "documents": bool(documents), "models": {}}
+
+
+def finish(report: dict, folder: Path | None) -> None:
+    print(format_report(report))
+    if folder:
+        written = write_report(report, folder)
+        print(f"\nreport written to {folder}: {', '.join(p.name for p in written)}")
+
+
+def rows_by_task(rows: list[Row], specs, skip_bad_rows: bool = False) -> dict[str, list[Row]]:
+    """The rows each task is scored on, labels matched to the model's (case-insensitively when that is
+    unambiguous). Labels the model does not know are a DataError naming them; a pair-task row without
+    a target is a bad row (file:line)."""
+    by_task, unknown, bad = {}, [], []
+    for spec in specs:
+        exact = set(spec.labels)
+        folded = {l.lower(): l for l in spec.labels} if len({l.lower() for l in spec.labels}) == len(spec.labels) else {}
+        counts, first = Counter(), {}
+        selected = []
+        for row in rows:
+            label = row.labels.get(spec.name)
+            if label is None:
+                continue
+            canonical = label if label in exact else folded.get(label.lower())
+            if canonical is None:
+                counts[label] += 1
+                first.setdefault(label, row.where)
+                continue
+            if spec.input == "pair" and not (row.target and row.target.strip()):
+                bad.append(f"{row.where}: task '{spec.name}' compares text with a target, but the row has no target")
+                continue
+            if canonical != label:
+                row = Row(row.text, row.target, {**row.labels, spec.name: canonical}, row.where, row.group, row.extra)
+            selected.append(row)
+        unknown += [f"task '{spec.name}': label '{l}' ({n} rows, first at {first[l]})" for l, n in counts.items()]
+        if selected:
+            by_task[spec.name] = selected
+    if unknown:
+        known = "; ".join(f"{s.name}: {', '.join(s.labels)}" for s in specs)
+        raise DataError("the data has labels this model does not know: " + "; ".join(unknown)
+                        + f". The model knows {known}.")
+    if bad and not skip_bad_rows:
+        raise DataError(f"{len(bad)} bad row(s); fix them or pass --skip-bad-rows:\n  " + "\n  ".join(bad[:20]))
+    if bad:
+        log.warning("skipped %d row(s) without a target, first: %s", len(bad), bad[0])
+    if not by_task:
+        raise DataError(f"no row of the data carries a label for the task(s) {[s.name for s in specs]}: "
+                        "nothing to evaluate.")
+    return by_task
+
+
+def evaluate_model(predictor, by_task: dict[str, list[Row]], documents: bool = False) -> dict[str, dict]:
+    """Scores per task for a predictor (a rasid Predictor or the baseline). Each input kind is predicted in
+    one batched pass over the rows that need it."""
+    from tqdm import tqdm
+
+    from serving.documents import analyze_documents
+    from serving.predictor import Item
+
+    specs = {name: predictor.manifest.task(name) for name in by_task}
+    out = {}
+    for kind in ("single", "pair"):
+        tasks = [name for name in by_task if specs[name].input == kind]
+        if not tasks:
+            continue
+        unique = {id(row): row for name in tasks for row in by_task[name]}
+        rows = list(unique.values())
+        position = {key: k for k, key in enumerate(unique)}
+        targets = [row.target if kind == "pair" else None for row in rows]
+        with tqdm(total=None if documents else len(rows), desc=f"{kind} tasks", unit="paragraph",
+                  disable=None, leave=False) as bar:
+            if documents:
+                answers = [r["predictions"] for r in analyze_documents(
+                    predictor, [r.text for r in rows], targets, tasks, progress=bar.update)]
+            else:
+                answers = [r.predictions for r in predictor.predict_items(
+                    [Item(r.text, t) for r, t in zip(rows, targets)], tasks, progress=bar.update)]
+        for name in tasks:
+            labels = list(specs[name].labels)
+            found = [answers[position[id(row)]].get(name) for row in by_task[name]]
+            out[name] = score_task(
+                name, labels, gold=[row.labels[name] for row in by_task[name]],
+                predicted=[a["label"] if a else NO_VERDICT for a in found],
+                probabilities=[[a["scores"][l] for l in labels] if a else None for a in found],
+                targets=[row.target for row in by_task[name]])
+    return out
