@@ -6,7 +6,10 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 
 def classification_metrics(gold: list[str], predicted: list[str], labels: list[str]) -> dict:
-    """n, accuracy, macro-F1 over `labels`, and precision/recall/F1/support per label."""
+    """n, accuracy, macro-F1 over `labels`, and precision/recall/F1/support per label (all zero for no rows)."""
+    if not gold:
+        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        return {"n": 0, "accuracy": 0.0, "macro_f1": 0.0, "per_class": {label: dict(zero) for label in labels}}
     precision, recall, f1, support = precision_recall_fscore_support(
         gold, predicted, labels=labels, zero_division=0)
     return {
