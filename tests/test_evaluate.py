@@ -1,0 +1,201 @@
+"""rasid evaluate, predict and baseline, in-process through the CLI, on the tiny trained bundle."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import sample_rows, write_jsonl
+from tests.samples import ARTICLE
+from training.cli import main
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_evaluate_writes_parseable_report(trained_bundle, sample_data, tmp_path, capsys):
+    report_dir = tmp_path / "report"
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data),
+                 "--report", str(report_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "macro-F1" in out and "StanceEval 2024 score" in out and "لقاح كورونا" in out
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    tasks = report["models"]["rasid"]["tasks"]
+    assert set(tasks) == {"topic", "stance", "claim"}
+    assert tasks["topic"]["n"] == 24 and tasks["stance"]["n"] == 12 and tasks["claim"]["n"] == 8
+    for scores in tasks.values():
+        assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["macro_f1"] <= 1 and 0 <= scores["ece"] <= 1
+        assert sum(c["support"] for c in scores["per_class"].values()) == scores["n"]
+        assert sum(map(sum, scores["confusion"]["counts"])) == scores["n"]
+    stance = tasks["stance"]["stanceeval"]
+    assert set(stance["per_target"]) == {"لقاح كورونا", "تمكين المرأة", "التحول الرقمي"}
+    assert stance["score"] == pytest.approx(sum(v["score"] for v in stance["per_target"].values()) / 3)
+    assert "stanceeval" not in tasks["topic"]
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "| task | model |" in markdown and "confusion-topic.png" in markdown
+    for task in tasks:
+        png = report_dir / f"confusion-{task}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_with_baseline_side_by_side(trained_bundle, sample_data, tmp_path, capsys):
+    report_dir = tmp_path / "report"
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--tasks", "topic,stance",
+                 "--baseline", "--train", str(sample_data), "--report", str(report_dir)]) == 0
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    assert set(report["models"]) == {"rasid", "baseline"}
+    assert set(report["models"]["baseline"]["tasks"]) == {"topic", "stance"}
+    assert report["models"]["baseline"]["tasks"]["topic"]["accuracy"] == 1.0  # trained on the same rows
+    assert (report_dir / "confusion-topic-baseline.png").is_file()
+    assert "baseline" in capsys.readouterr().out
+
+
+def test_baseline_needs_train_files(trained_bundle, sample_data, capsys):
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--baseline"]) == 2
+    assert "--train" in capsys.readouterr().err
+
+
+def test_unknown_label_is_an_error_naming_it(trained_bundle, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "data.jsonl", [
+        {"text": "فاز المنتخب في المباراة", "topic": "sports"},
+        {"text": "نص عن الطقس والمطر", "topic": "weather"},
+        {"text": "نص ثالث عن الفن", "topic": "ECONOMY"},  # matched case-insensitively: not an error
+    ])
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "'weather'" in err and f"{data}:2" in err and "ECONOMY" not in err
+
+
+def test_case_insensitive_labels_are_accepted(trained_bundle, tmp_path):
+    data = write_jsonl(tmp_path / "data.jsonl", [{"text": "فاز المنتخب في المباراة", "topic": "SPORTS"},
+                                                 {"text": "ارتفع سعر النفط", "topic": "Economy"}])
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data)]) == 0
+
+
+def test_bad_rows_are_reported_by_file_and_line(trained_bundle, tmp_path, capsys):
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "فاز المنتخب", "topic": "sports"}\n{not json\n{"topic": "sports"}\n'
+                    '{"text": "أكد المصدر الخبر", "claim": "agree"}\n', encoding="utf-8")
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}:2" in err and f"{data}:3" in err
+    # With --skip-bad-rows: lines 2-3 are dropped, and line 4 (claim without a target) too.
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data), "--skip-bad-rows"]) == 0
+    assert "n=1" in capsys.readouterr().out
+
+
+def test_evaluate_documents(trained_bundle, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "articles.jsonl", [
+        {"text": ARTICLE, "target": "خطة لدعم الشركات", "claim": "agree", "topic": "economy"},
+        {"text": "شارك على فيسبوك\nتابعونا على تويتر", "target": "ادعاء", "claim": "unrelated"},
+    ])
+    report_dir = tmp_path / "report"
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data), "--documents",
+                 "--report", str(report_dir)]) == 0
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["documents"] is True
+    claim = report["models"]["rasid"]["tasks"]["claim"]
+    assert claim["n"] == 2 and claim["no_verdict"] == 1  # the all-boilerplate article has no verdict
+    assert "(no verdict)" in claim["confusion"]["columns"]
+
+
+def test_predict_output_shape(trained_bundle, tmp_path):
+    rows = [{"id": "a1", "text": "فاز المنتخب الوطني في المباراة", "target": "لقاح كورونا"},
+            {"id": 7, "text": "ارتفعت أسعار النفط"},
+            {"text": "نص بلا معرف", "target": "تمكين المرأة", "topic": "politics"}]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out" / "predictions.jsonl"
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out)]) == 0
+    lines = _read_jsonl(out)
+    assert len(lines) == 3
+    assert lines[0]["id"] == "a1" and lines[1]["id"] == 7 and "id" not in lines[2]
+    assert set(lines[0]["predictions"]) == {"topic", "stance", "claim"} and lines[0]["skipped_tasks"] == []
+    assert set(lines[1]["predictions"]) == {"topic"} and sorted(lines[1]["skipped_tasks"]) == ["claim", "stance"]
+    for line in lines:
+        assert isinstance(line["truncated"], bool)
+        for answer in line["predictions"].values():
+            assert answer["label"] in answer["scores"] and answer["score"] == max(answer["scores"].values())
+            assert sum(answer["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert [p.name for p in out.parent.iterdir()] == ["predictions.jsonl"]  # no temporary left behind
+
+
+def test_predict_csv_with_tasks_and_abstention(trained_bundle, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("id,text\n1,فاز المنتخب الوطني في المباراة\n2,ارتفعت أسعار النفط\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
+                 "--tasks", "topic", "--abstain-below", "1.0"]) == 0
+    lines = _read_jsonl(out)
+    assert [l["id"] for l in lines] == ["1", "2"]
+    assert all(set(l["predictions"]) == {"topic"} for l in lines)
+    assert all(l["predictions"]["topic"]["label"] == "uncertain" for l in lines)  # nothing is 100% sure
+
+
+def test_predict_documents(trained_bundle, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "doc", "text": ARTICLE, "target": "خطة لدعم الشركات"},
+                                                 {"id": "empty", "text": "جميع الحقوق محفوظة"}])
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
+                 "--documents"]) == 0
+    doc, empty = _read_jsonl(out)
+    assert set(doc["predictions"]) == {"topic", "stance", "claim"}
+    assert doc["predictions"]["claim"]["rule"] == "most-confident-non-neutral"
+    assert doc["predictions"]["topic"]["rule"] == "length-weighted-mean"
+    assert len(doc["paragraphs"]) == 2 and len(doc["skipped"]) == 4
+    for p in doc["paragraphs"] + doc["skipped"]:
+        assert ARTICLE[p["start"]:p["end"]] == p["text"]
+    assert empty["empty"] is True and empty["predictions"] == {} and len(empty["skipped"]) == 1
+
+
+def test_predict_bad_rows(trained_bundle, tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "نص أول"}\n{"text": ""}\n{"text": "نص ثالث"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out)]) == 2
+    assert f"{source}:2" in capsys.readouterr().err and not out.exists()
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
+                 "--skip-bad-rows"]) == 0
+    assert len(_read_jsonl(out)) == 2
+    # A pair task asked for by name needs a target on every row.
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
+                 "--tasks", "claim", "--skip-bad-rows"]) == 0
+    assert _read_jsonl(out) == []
+    source.write_text('{"text": "نص أول", "target": "ادعاء"}\n{"text": "نص ثان"}\n', encoding="utf-8")
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
+                 "--tasks", "claim"]) == 2
+    assert f"{source}:2: no 'target'" in capsys.readouterr().err
+
+
+def test_predict_refuses_bad_threshold(trained_bundle, sample_data, tmp_path, capsys):
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(sample_data),
+                 "--output", str(tmp_path / "o.jsonl"), "--abstain-below", "1.5"]) == 2
+    assert "--abstain-below" in capsys.readouterr().err
+
+
+def test_baseline_command_on_sample_data(sample_data, tmp_path, capsys):
+    report_dir = tmp_path / "report"
+    assert main(["baseline", "--train", str(sample_data), "--data", str(sample_data), "--report", str(report_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "baseline · topic" in out and "StanceEval 2024 score" in out
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    assert set(report["models"]["baseline"]["tasks"]) == {"topic", "stance", "claim"}
+    assert (report_dir / "confusion-claim.png").is_file()
+
+
+def test_baseline_predicts_through_the_predictor_interface(sample_data):
+    from training.baseline import fit_baseline
+
+    baseline = fit_baseline([sample_data], ["topic", "claim"])
+    assert [t.input for t in baseline.manifest.tasks] == ["single", "pair"]
+    answer = baseline.predict("سجل المهاجم هدفين وفاز الفريق بالمباراة")
+    assert answer["topic"]["label"] == "sports"
+    pair = baseline.predict("نفى المتحدث سيطرة الجيش على المدينة", targets="الجيش سيطر على المدينة")
+    assert set(pair["claim"]["scores"]) == {"agree", "disagree", "discuss", "unrelated"}
+
+
+def test_baseline_unknown_label_in_data(sample_data, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "نص", "topic": "weather"}, *sample_rows()[:2]])
+    assert main(["baseline", "--train", str(sample_data), "--data", str(data)]) == 2
+    assert "'weather'" in capsys.readouterr().err
