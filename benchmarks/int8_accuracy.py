@@ -1,0 +1,71 @@
+"""Accuracy cost of the fast paths: macro-F1 per task with fp32, torch int8, ONNX fp32 and ONNX int8, one run.
+
+    python benchmarks/int8_accuracy.py --model MODELS/BUNDLE --data VAL.jsonl [--limit N]
+
+Decides serving.predictor.INT8_BY_DEFAULT (issue 6): int8 stays the default only if it costs at most
+0.5 macro-F1 points on every task. Also prints paragraphs/s of each path on the same rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import RASID, REPO, read_rows, table  # noqa: E402
+
+MAX_COST = 0.5  # macro-F1 points
+
+
+def score(predictor, rows: list[dict]) -> tuple[dict[str, float], float]:
+    from serving.predictor import Item
+    from training.metrics import classification_metrics
+
+    predictor.predict_items([Item(r["text"], r.get("target")) for r in rows[:32]])  # warm-up
+    started = time.perf_counter()
+    results = predictor.predict_items([Item(r["text"], r.get("target")) for r in rows])
+    speed = len(rows) / (time.perf_counter() - started)
+    f1 = {}
+    for spec in predictor.manifest.tasks:
+        pairs = [(r[spec.name], res.predictions[spec.name]["label"]) for r, res in zip(rows, results)
+                 if r.get(spec.name) is not None and spec.name in res.predictions]
+        if pairs:
+            gold, predicted = zip(*pairs)
+            f1[spec.name] = 100 * classification_metrics(list(gold), list(predicted), list(spec.labels))["macro_f1"]
+    return f1, speed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="labelled rasid JSONL (validation split)")
+    parser.add_argument("--limit", type=int)
+    args = parser.parse_args()
+
+    from serving.predictor import Predictor
+
+    rows = read_rows(args.data, args.limit)
+    folder = Path(tempfile.mkdtemp(prefix="rasid-bench-onnx-"))
+    for name, extra in (("fp32", []), ("int8", ["--int8"])):
+        subprocess.run([*RASID, "export", "--model", str(args.model), "--format", "onnx", "--out", str(folder / name),
+                        *extra], check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    paths = {"torch fp32": dict(fast=False), "torch int8": dict(quantize=True),
+             "onnx fp32": dict(onnx=folder / "fp32"), "onnx int8": dict(onnx=folder / "int8")}
+    scores = {name: score(Predictor.from_bundle(args.model, **options), rows) for name, options in paths.items()}
+    reference = scores["torch fp32"][0]
+    tasks = list(reference)
+    print(f"\nmacro-F1 (points) on {len(rows)} rows of {args.data}, {time.strftime('%Y-%m-%d')}")
+    print(table(["path", *tasks, "worst cost", "paragraphs/s"],
+                [[name, *(f1[t] for t in tasks), max(reference[t] - f1[t] for t in tasks), speed]
+                 for name, (f1, speed) in scores.items()]))
+    cost = max(reference[t] - scores["torch int8"][0][t] for t in tasks)
+    verdict = "keep INT8_BY_DEFAULT = True" if cost <= MAX_COST else "set INT8_BY_DEFAULT = False"
+    print(f"\ntorch int8 costs at most {cost:.2f} macro-F1 points (limit {MAX_COST}): {verdict} in serving/predictor.py")
+
+
+if __name__ == "__main__":
+    main()
