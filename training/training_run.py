@@ -78,11 +78,10 @@ class TrainingRun:
         self._prepare_run_dir(data)
         trainer = self._trainer(encoder, tokenizer, specs, train_set, val_set, train_columns)
         trainer.train(resume_from_checkpoint=True if c.resume else None)
-        if not trainer.is_world_process_zero():
-            return c.out
-        # 6. best epoch, calibration
+        # 6. best epoch, calibration (every process takes part: evaluation gathers across processes)
         from training.hf_trainer import BEST_DIR, load_best, split_by_task
 
+        trainer.accelerator.wait_for_everyone()  # rank 0 may still be writing the best weights
         if not (c.run_dir / BEST_DIR).is_dir():  # stopped before the first epoch ended (--max-steps)
             trainer.evaluate()
         best = load_best(trainer.model, c.run_dir)
@@ -100,6 +99,8 @@ class TrainingRun:
             log.info("validation %s: n=%d accuracy %.4f macro-F1 %.4f ECE %.4f -> %.4f (T=%.2f)", spec.name,
                      scores["n"], scores["accuracy"], scores["macro_f1"], scores["ece_before_calibration"],
                      scores["ece"], temperature)
+        if not trainer.is_world_process_zero():
+            return c.out
         # 7. bundle
         manifest = Manifest(
             tasks=calibrated or specs, max_length=c.max_length, base_model=base, normalization=settings,

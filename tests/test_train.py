@@ -1,0 +1,141 @@
+"""rasid train: the options, the errors, resuming, pair inputs, data-parallel training."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from serving.errors import DataError, RasidError
+from serving.predictor import Predictor
+from tests.conftest import write_jsonl
+from training.cli import main
+from training.train import TrainConfig, train
+
+
+def tiny_config(data, out, base, **overrides) -> TrainConfig:
+    options = dict(data=[data], out=out, base=str(base), epochs=2, batch_size=8, val_fraction=0.25, lr=1e-3,
+                   max_length=64)
+    return TrainConfig(**{**options, **overrides})
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("epochs", 0, "--epochs must be positive, got 0"),
+    ("batch_size", 0, "--batch-size must be at least 1, got 0"),
+    ("lr", 2.0, "--lr must be between 0 and 1, got 2.0"),
+    ("max_length", 4, "--max-length must be between 8 and 8192, got 4"),
+    ("val_fraction", 1.5, "--val-fraction must be between 0 and 1, got 1.5"),
+    ("class_weight_power", -1, "--class-weight-power must be in [0, 1], got -1"),
+])
+def test_bad_options_are_rejected_with_their_value(tmp_path, option, value, message):
+    with pytest.raises(RasidError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        TrainConfig(data=[tmp_path / "d.jsonl"], out=tmp_path / "m", **{option: value})
+
+
+def test_a_bad_row_stops_training_with_file_and_line(tmp_path, tiny_base, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "نص", "topic": "a"}, {"text": "", "topic": "b"}])
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--base", str(tiny_base)])
+    assert code == 2
+    assert f"{data}:2: no text" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_validation_labels_never_seen_in_training_are_named(tmp_path, tiny_base, sample_data):
+    val = write_jsonl(tmp_path / "v.jsonl", [{"text": "نص", "topic": "weather"}, {"text": "نص", "topic": "sports"}])
+    with pytest.raises(DataError, match=r"label 'weather' \(1 rows, first at .*v.jsonl:1\)"):
+        train(tiny_config(sample_data, tmp_path / "m", tiny_base, val_data=[val], tasks=["topic"]))
+
+
+def test_tasks_without_labels_in_the_data_are_refused(tmp_path, tiny_base, sample_data):
+    with pytest.raises(DataError, match=r"task\(s\) \['sentiment'\] have no labels"):
+        train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic", "sentiment"]))
+
+
+def test_only_the_chosen_tasks_get_heads(tmp_path, tiny_base, sample_data):
+    out = train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], epochs=1))
+    assert Predictor.from_bundle(out).task_names == ["topic"]
+
+
+def test_a_pair_task_receives_the_target_with_the_text(trained_bundle, monkeypatch):
+    predictor = Predictor.from_bundle(trained_bundle)
+    seen = []
+    encode = predictor.model.encode
+    monkeypatch.setattr(predictor.model, "encode", lambda **kw: seen.append(kw["input_ids"]) or encode(**kw))
+    predictor.predict("فاز الفريق بالكأس", targets="لقاح كورونا", tasks=["stance"])
+    decoded = predictor.tokenizer.decode(seen[0][0], skip_special_tokens=True).replace(" ", "").replace("##", "")
+    assert "لقاحكورونا" in decoded and "فازالفريقبالكأس" in decoded
+    # and the target changes the answer: same text, two targets, two different score vectors
+    one = predictor.predict("فاز الفريق بالكأس", targets="لقاح كورونا", tasks=["stance"])["stance"]["scores"]
+    two = predictor.predict("فاز الفريق بالكأس", targets="تمكين المرأة", tasks=["stance"])["stance"]["scores"]
+    assert one != two
+
+
+class CrashAt(TrainerCallback):
+    """Simulates a crash (power cut, kill) right after optimiser step `step`."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt("simulated crash")
+
+
+class RecordStart(TrainerCallback):
+    def __init__(self):
+        self.started_at = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started_at = state.global_step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.started_at is None or self.started_at < 0:
+            self.started_at = state.global_step
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_where_an_unbroken_one_does(
+        tmp_path, tiny_base, sample_data):
+    unbroken = train(tiny_config(sample_data, tmp_path / "unbroken", tiny_base, save_steps=3, epochs=3))
+
+    config = tiny_config(sample_data, tmp_path / "m", tiny_base, save_steps=3, epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[CrashAt(5)])
+    assert not (tmp_path / "m").exists()  # no half-written bundle
+    assert sorted(p.name for p in config.run_dir.glob("checkpoint-*")) == ["checkpoint-3"]
+
+    with pytest.raises(RasidError, match="options changed: \\['epochs'\\]"):
+        train(tiny_config(sample_data, tmp_path / "m", tiny_base, save_steps=3, epochs=4, resume=True))
+    start = RecordStart()
+    resumed = train(tiny_config(sample_data, tmp_path / "m", tiny_base, save_steps=3, epochs=3, resume=True),
+                    callbacks=[start])
+    assert start.started_at == 3
+    a, b = Predictor.from_bundle(unbroken), Predictor.from_bundle(resumed)
+    for text in ["فاز الفريق بالكأس", "ارتفع سعر النفط"]:
+        for task in ["topic"]:
+            assert a.predict(text)[task]["scores"] == pytest.approx(b.predict(text)[task]["scores"], abs=1e-5)
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, tiny_base, sample_data):
+    with pytest.raises(RasidError, match="no checkpoint in .* to continue from"):
+        train(tiny_config(sample_data, tmp_path / "m", tiny_base, resume=True))
+
+
+def test_two_cpu_processes_train_data_parallel(tmp_path, tiny_base, sample_data):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as probe:  # a free port for the processes to meet on
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+               "-m", "training", "train", "--data", str(sample_data), "--out", str(out), "--base", str(tiny_base),
+               "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.25", "--max-length", "64"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads(next((tmp_path / "ddp.run").glob("checkpoint-*/trainer_state.json")).read_text())
+    # 31 training examples, 2 processes x 4 per batch: 4 steps per epoch instead of 8 on one process.
+    assert state["global_step"] == 4
+    assert (out / "rasid.json").is_file()
