@@ -1,0 +1,158 @@
+"""Request and response bodies. Request models carry the limits, so bad input is a 422 before any code runs."""
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from serving.api.settings import Settings
+
+
+def _usable_text(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be empty or whitespace only")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800": not text, and tokenizers choke on it
+        raise PydanticCustomError("unicode", "must be valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+def _distinct(tasks: list[str]) -> list[str]:
+    if len(set(tasks)) != len(tasks):
+        raise PydanticCustomError("duplicate", "must not name a task twice")
+    return tasks
+
+
+TaskName = Annotated[str, Field(min_length=1, max_length=100)]
+# Task names are checked against the loaded model in the route (the model is not known at import).
+Tasks = Annotated[list[TaskName], Field(min_length=1, max_length=32), AfterValidator(_distinct)] | None
+_STRICT = ConfigDict(extra="forbid")  # a misspelt field ("taget") is an error, not a silently ignored key
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    classify: type[BaseModel]
+    batch: type[BaseModel]
+    analyze: type[BaseModel]
+
+
+def request_models(settings: Settings) -> RequestModels:
+    """The request bodies with this service's configured limits (so /docs shows the real ones)."""
+    Text = Annotated[str, Field(min_length=1), AfterValidator(_usable_text)]  # longer than max_text_chars: cut, not refused
+    Target = Annotated[str, Field(max_length=settings.max_target_chars), AfterValidator(_usable_text)] | None
+
+    class ClassifyRequest(BaseModel):
+        model_config = _STRICT
+        text: Text = Field(description=f"Texts past {settings.max_text_chars} characters are cut; "
+                                       "the model window truncates sooner, and the response says so.")
+        target: Target = Field(None, description="The topic or claim that pair tasks (stance) judge the text against.")
+        tasks: Tasks = Field(None, description="Tasks to run; default: every task the input can take.")
+
+    class BatchInput(BaseModel):
+        model_config = _STRICT
+        text: Text
+        target: Target = None
+
+    class BatchRequest(BaseModel):
+        model_config = _STRICT
+        inputs: list[BatchInput] = Field(min_length=1, max_length=settings.max_batch_items)
+        tasks: Tasks = None
+
+    class AnalyzeRequest(BaseModel):
+        model_config = _STRICT
+        text: Annotated[str, Field(max_length=settings.max_article_chars), AfterValidator(_usable_text)] = Field(
+            description="A whole article; paragraphs are split on line breaks and boilerplate lines skipped.")
+        target: Target = None
+        tasks: Tasks = None
+
+    return RequestModels(ClassifyRequest, BatchRequest, AnalyzeRequest)
+
+
+class Prediction(BaseModel):
+    label: str
+    score: float = Field(description="Calibrated probability of the label.")
+    scores: dict[str, float] = Field(description="Every label with its probability.")
+
+
+class ModelSummary(BaseModel):
+    base_model: str
+    tasks: list[str]
+    rasid_version: str
+    created: str
+
+
+class ClassifyResult(BaseModel):
+    predictions: dict[str, Prediction]
+    truncated: bool = Field(description="The text (or target and text) was longer than the model window.")
+    skipped_tasks: list[str] = Field(description="Pair tasks not run because no target was given.")
+
+
+class ClassifyResponse(ClassifyResult):
+    model: ModelSummary
+
+
+class BatchResponse(BaseModel):
+    results: list[ClassifyResult] = Field(description="One per input, in input order.")
+    model: ModelSummary
+
+
+class DocumentPrediction(Prediction):
+    rule: str = Field(description="How paragraph answers were combined into the document verdict.")
+
+
+class Paragraph(BaseModel):
+    text: str
+    start: int = Field(description="Offset of the paragraph in the request text (characters).")
+    end: int
+    predictions: dict[str, Prediction]
+
+
+class SkippedParagraph(BaseModel):
+    text: str
+    start: int
+    end: int
+    reason: str
+
+
+class AnalyzeResponse(BaseModel):
+    predictions: dict[str, DocumentPrediction] = Field(description="The document verdict per task.")
+    paragraphs: list[Paragraph]
+    skipped: list[SkippedParagraph] = Field(description="Boilerplate lines, not classified.")
+    truncated: bool
+    skipped_tasks: list[str]
+    empty: bool = Field(description="No usable paragraph: nothing is predicted.")
+    model: ModelSummary
+
+
+class TaskInfo(BaseModel):
+    name: str
+    labels: list[str]
+    input: str = Field(description='"single" (text) or "pair" (target and text).')
+
+
+class ModelInfo(BaseModel):
+    tasks: list[TaskInfo]
+    base_model: str
+    max_length: int = Field(description="Model window in tokens.")
+    pooling: str
+    metrics: dict[str, Any] = Field(description="Validation metrics per task, from training.")
+    rasid_version: str
+    created: str
+    limits: dict[str, float] = Field(description="This service's request limits.")
+
+
+class Status(BaseModel):
+    status: str
+    detail: str | None = None
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    errors: list[FieldError] = []

@@ -1,0 +1,44 @@
+"""Service settings: every limit in one place, read from RASID_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Defaults suit one CPU host behind a reverse proxy; each line says why."""
+
+    model_config = SettingsConfigDict(env_prefix="RASID_", frozen=True)
+
+    model_dir: Path | None = None  # the bundle folder; `rasid serve --model` sets it, never a request
+    api_key: SecretStr | None = None  # set: every /v1 route needs `Authorization: Bearer <key>`
+    # Longer texts are cut here before tokenising (they are truncated to the model window anyway, and
+    # counting tokens of a megabyte would cost more than the answer); the response says "truncated".
+    max_text_chars: int = Field(10_000, ge=1)
+    max_target_chars: int = Field(1_000, ge=1)  # a target is a topic or a claim: a line, not an article
+    max_article_chars: int = Field(100_000, ge=1)  # /v1/analyze; longer is a 422
+    max_batch_items: int = Field(64, ge=1)  # inputs in one /v1/classify/batch request; more is a 422
+    max_body_bytes: int = Field(2_000_000, ge=1024)  # request body; larger is a 413 (JSON escapes use 6 bytes a char)
+    max_queue_items: int = Field(512, ge=1)  # texts waiting for the model; past it 429 + Retry-After
+    retry_after_s: int = Field(1, ge=1)  # what a 429 (and a 503 while loading) tells clients to wait
+    request_timeout_s: float = Field(30.0, gt=0)  # a request still waiting after this gets a 504
+    max_batch_size: int = Field(32, ge=1)  # texts per model call: the batcher's batch, padded to the longest
+    max_wait_ms: float = Field(5.0, ge=0)  # how long a lone text waits for company before running alone
+    quantize: bool = False  # dynamic int8 Linear layers: faster on CPU, slightly different scores
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.max_queue_items < self.max_batch_items:
+            raise ValueError(f"max_queue_items ({self.max_queue_items}) must be at least max_batch_items "
+                             f"({self.max_batch_items}), or a full batch request could never be queued")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests pass their own Settings to create_app instead."""
+    return Settings()

@@ -1,0 +1,60 @@
+"""`rasid serve`: load a bundle once and answer over HTTP (the app itself lives in serving/api)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+
+log = logging.getLogger("rasid.serve")
+
+# Flags for the settings an operator tunes per host; every other limit is an RASID_* variable
+# (see serving/api/settings.py). The API key is deliberately env-only: flags show up in `ps`.
+TUNING_FLAGS = {
+    "max_batch_size": (int, "texts per model call (RASID_MAX_BATCH_SIZE)"),
+    "max_wait_ms": (float, "how long a lone text waits to be batched (RASID_MAX_WAIT_MS)"),
+    "max_queue_items": (int, "texts allowed to wait; past it 429 (RASID_MAX_QUEUE_ITEMS)"),
+    "request_timeout_s": (float, "per-request timeout; past it 504 (RASID_REQUEST_TIMEOUT_S)"),
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="serve a bundle over HTTP (FastAPI; OpenAPI at /docs)",
+                                   description="Serve a bundle over HTTP. Limits are RASID_* environment "
+                                               "variables; RASID_API_KEY protects the /v1 routes.")
+    parser.add_argument("--model", required=True, type=Path, help="the bundle folder (from `rasid train`)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000)
+    for name, (kind, text) in TUNING_FLAGS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
+    parser.add_argument("--quantize", action="store_true", default=None,
+                        help="dynamic int8 Linear layers: faster on CPU, slightly different scores (RASID_QUANTIZE)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from serving.api.main import create_app
+    from serving.api.settings import Settings
+    from serving.bundle import read_manifest
+    from serving.errors import RasidError
+
+    read_manifest(args.model)  # a wrong folder fails here, in one sentence, before a port is opened
+    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "quantize") if getattr(args, name) is not None}
+    try:
+        settings = Settings(model_dir=args.model, **overrides)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
+        raise RasidError(f"invalid server settings: {problems}.") from None
+    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, proxy_headers=False,
+                            # in-flight requests end by their own timeout; a little more lets them answer
+                            timeout_graceful_shutdown=settings.request_timeout_s + 5)
+    # uvicorn re-raises the signal after its graceful shutdown; ignoring SIGTERM at that point turns
+    # "stopped on request, everything answered" into exit status 0, as process managers expect.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    uvicorn.Server(config).run()
+    log.info("rasid serve stopped")
+    return 0
