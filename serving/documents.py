@@ -132,6 +132,7 @@ _FURNITURE = re.compile("|".join([
     r"^(?:اقرأ|إقرأ|اقرا)\s+(?:أيضا|أيضاً|ايضا|المزيد)|^(?:read more|see also|related)\b|^(?:أخبار|مواضيع|مقالات)\s+ذات\s+صلة",
     r"اشترك\s+(?:في|ب)\s*(?:النشرة|القائمة|قناتنا)|newsletter|\bsubscribe\b|sign up|log ?in\b|تسجيل\s+(?:الدخول|الخروج)",
     r"\b(?:share|tweet|follow us|like us)\b|(?:share|follow) (?:on|us)",
+    r"بريدك\s+(?:الإلكتروني|الالكتروني)|كلمة\s+السر|نشرتنا|your browser|javascript|\{\s*[*|#]",
     r"\d[\d,.]*\s*(?:مشاهدة|مشاهدات|قراءة|views|comments)\b|^(?:منذ\s+\d+\s+\S+\s*)+$",
     r"^(?:طباعة|print|أضف تعليق|اضف تعليق|التعليقات|تعليقات|comments?|إعلان|advertisement|الرئيسية|home)\s*[:.]?$",
 ]), re.IGNORECASE)
@@ -139,7 +140,7 @@ FURNITURE_MAX_CHARS = 160  # longer lines that merely mention "follow us" are ke
 _MENU_SEPARATORS = re.compile(r"\s*[|•·»›]\s*|\s+[-–/]\s+")
 _LINK_LIKE = re.compile(r"^(?:https?://\S+|www\.\S+|#\S+|@\w+|\S+\.(?:com|net|org|me|ly|co)(?:/\S*)?)$", re.IGNORECASE)
 _SENTENCE_PUNCT = re.compile(r"[.!?؟:…]\s*[\"'»”)]*$")
-MIN_WORDS = 3  # a line of fewer words is kept only if it ends like a sentence ("استقال الوزير.")
+MIN_WORDS = 3  # a line of fewer words (tokens with a letter) is kept only if it ends like a sentence ("استقال الوزير.")
 
 
 def is_boilerplate(line: str) -> bool:
@@ -149,6 +150,7 @@ def is_boilerplate(line: str) -> bool:
     if not s:
         return True
     words = s.split(" ")
+    wordy = [w for w in words if any(c.isalpha() for c in w)]  # "." and "2018" are not words here
     if len(s) <= FURNITURE_MAX_CHARS and _FURNITURE.search(s):
         return True
     parts = [p for p in _MENU_SEPARATORS.split(s) if p]
@@ -159,7 +161,7 @@ def is_boilerplate(line: str) -> bool:
     letters = sum(c.isalpha() for c in s)
     if letters < 0.5 * len(s.replace(" ", "")):
         return True  # dates, times, view counts, rows of dots
-    if len(words) == 1 or (len(words) < MIN_WORDS and not _SENTENCE_PUNCT.search(s)):
+    if len(wordy) <= 1 or (len(wordy) < MIN_WORDS and not _SENTENCE_PUNCT.search(s)):
         return True
     return False
 

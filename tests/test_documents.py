@@ -83,7 +83,8 @@ def test_char_budget_leaves_room_for_the_target():
     "Share on Facebook", "Follow us", "All rights reserved.", "Home • News • Sport • Contact",
     "https://t.co/abc #عاجل #الجزيرة", "@user @other", "اقرأ أيضا", "أخبار ذات صلة", "الرئيسية",
     "منذ 17 ساعة منذ 15 ساعة", "16 : 42 27 كانون الأول 3 , 684 مشاهدة", "14 : 44", ". . . . . .", "",
-    "   ", "سياسة الخصوصية", "اشترك في النشرة البريدية",
+    "   ", "سياسة الخصوصية", "اشترك في النشرة البريدية", "المنطقة .", "2018 .",
+    "Your browser does not support the video tag .", "الرجاء إدخال بريدك الإلكتروني",
 ])
 def test_boilerplate_lines_are_dropped(line):
     assert is_boilerplate(line)
