@@ -28,6 +28,7 @@ def _distinct(tasks: list[str]) -> list[str]:
 TaskName = Annotated[str, Field(min_length=1, max_length=100)]
 # Task names are checked against the loaded model in the route (the model is not known at import).
 Tasks = Annotated[list[TaskName], Field(min_length=1, max_length=32), AfterValidator(_distinct)] | None
+_NOT_BLANK = {"pattern": r"\S"}
 _STRICT = ConfigDict(extra="forbid")  # a misspelt field ("taget") is an error, not a silently ignored key
 
 
@@ -40,8 +41,11 @@ class RequestModels:
 
 def request_models(settings: Settings) -> RequestModels:
     """The request bodies with this service's configured limits (so /docs shows the real ones)."""
-    Text = Annotated[str, Field(min_length=1), AfterValidator(_usable_text)]  # longer than max_text_chars: cut, not refused
-    Target = Annotated[str, Field(max_length=settings.max_target_chars), AfterValidator(_usable_text)] | None
+    # Texts past max_text_chars are cut, not refused. The pattern only documents "not blank": the
+    # validator enforces it, with a clearer message than a regex mismatch.
+    Text = Annotated[str, Field(min_length=1, json_schema_extra=_NOT_BLANK), AfterValidator(_usable_text)]
+    Target = Annotated[str, Field(min_length=1, max_length=settings.max_target_chars, json_schema_extra=_NOT_BLANK),
+                       AfterValidator(_usable_text)] | None
 
     class ClassifyRequest(BaseModel):
         model_config = _STRICT
@@ -62,7 +66,8 @@ def request_models(settings: Settings) -> RequestModels:
 
     class AnalyzeRequest(BaseModel):
         model_config = _STRICT
-        text: Annotated[str, Field(max_length=settings.max_article_chars), AfterValidator(_usable_text)] = Field(
+        text: Annotated[str, Field(min_length=1, max_length=settings.max_article_chars, json_schema_extra=_NOT_BLANK),
+                        AfterValidator(_usable_text)] = Field(
             description="A whole article; paragraphs are split on line breaks and boilerplate lines skipped.")
         target: Target = None
         tasks: Tasks = None
