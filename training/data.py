@@ -15,8 +15,8 @@ from serving.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# Columns that are never task labels.
-RESERVED_COLUMNS = {"text", "target", "id", "group", "source", "fold", "split"}
+# Columns that are never task labels: what the text is, where it came from, how it is grouped.
+RESERVED_COLUMNS = {"text", "target", "id", "group", "source", "fold", "split", "platform"}
 MAX_REPORTED_ERRORS = 20
 
 

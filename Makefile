@@ -1,0 +1,75 @@
+# rasid: `make` installs everything, prepares the shared datasets, trains the default bundle on the offline
+# base and evaluates it; `make test` runs the test suite. PRESET=quick trains a smaller bundle in minutes.
+
+PYTHON ?= python3
+VENV := .venv
+RASID := $(VENV)/bin/rasid
+SHARED ?= ../shared/data
+DATA := data
+MODEL ?= models/rasid-default
+REPORTS ?= reports/rasid-default
+PRESET ?= full
+
+# full: the published numbers. quick: one short epoch, for a first look (see README for both timings).
+ifeq ($(PRESET),quick)
+TRAIN_OPTIONS := --epochs 1 --max-length 96
+else
+TRAIN_OPTIONS := --epochs 3 --max-length 160
+endif
+TRAIN_OPTIONS += --batch-size 16 --lr 5e-5 --bf16 --freeze-embeddings --save-steps 300
+
+DATASETS := mawqif asnd ans austr
+TRAIN_FILES := $(DATASETS:%=$(DATA)/%.train.jsonl) $(DATA)/baly.train.jsonl
+VAL_FILES := $(DATASETS:%=$(DATA)/%.val.jsonl) $(DATA)/baly.val.jsonl
+
+.PHONY: all setup data base train evaluate test quick clean-data
+all: evaluate
+
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+base: setup
+	$(RASID) base
+
+# Each dataset from its original files, then a validation split by group (Baly: fold 4, i.e. by claim).
+data: $(DATA)/.prepared
+$(DATA)/.prepared: $(VENV)/.installed
+	mkdir -p $(DATA)
+	$(RASID) prepare mawqif --source $(SHARED)/mawqif --out $(DATA)/mawqif.jsonl --skip-bad-rows
+	$(RASID) prepare asnd --source $(SHARED)/asnd --out $(DATA)/asnd.jsonl
+	$(RASID) prepare ans --source $(SHARED)/ans_khouja2020 --out $(DATA)/ans.jsonl
+	$(RASID) prepare austr --source $(SHARED)/austr --out $(DATA)/austr.jsonl --skip-bad-rows
+	$(RASID) prepare baly --source $(SHARED)/unifiedfc_baly2018 --folds 1,2,3 --out $(DATA)/baly.train.jsonl
+	$(RASID) prepare baly --source $(SHARED)/unifiedfc_baly2018 --folds 4 --out $(DATA)/baly.val.jsonl
+	$(RASID) prepare baly --source $(SHARED)/unifiedfc_baly2018 --folds 1,2,3 --granularity articles --out $(DATA)/baly_articles.train.jsonl
+	$(RASID) prepare baly --source $(SHARED)/unifiedfc_baly2018 --folds 4 --granularity articles --out $(DATA)/baly_articles.val.jsonl
+	for name in $(DATASETS); do \
+	  $(RASID) split --data $(DATA)/$$name.jsonl --train-out $(DATA)/$$name.train.jsonl \
+	    --val-out $(DATA)/$$name.val.jsonl --val-fraction 0.15 || exit 1; done
+	touch $@
+
+train: $(MODEL)/rasid.json
+$(MODEL)/rasid.json: $(DATA)/.prepared
+	$(RASID) train --data $(TRAIN_FILES) --val-data $(VAL_FILES) --tasks topic,stance,claim \
+	  --out $(MODEL) $(TRAIN_OPTIONS)
+
+# One report per validation set, each with the TF-IDF baseline trained on the matching training file.
+evaluate: $(MODEL)/rasid.json
+	for name in $(DATASETS) baly; do \
+	  $(RASID) evaluate --model $(MODEL) --data $(DATA)/$$name.val.jsonl --report $(REPORTS)/$$name \
+	    --baseline --train $(DATA)/$$name.train.jsonl || exit 1; done
+	$(RASID) evaluate --model $(MODEL) --data $(DATA)/baly_articles.val.jsonl --documents \
+	  --report $(REPORTS)/baly_articles --baseline --train $(DATA)/baly_articles.train.jsonl
+
+quick:
+	$(MAKE) PRESET=quick MODEL=models/rasid-quick REPORTS=reports/rasid-quick
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+clean-data:
+	rm -rf $(DATA)
