@@ -96,3 +96,10 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(server):
                 outcomes.append("refused")  # arrived after the listener closed: never a half answer
     assert process.wait(timeout=60) == 0
     assert set(outcomes) <= {200, "refused"}
+
+
+def test_a_folder_that_is_not_a_bundle_fails_before_the_port_opens(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training", "serve", "--model", str(tmp_path), "--port", "1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "rasid serve: error:" in result.stderr and "rasid.json" in result.stderr

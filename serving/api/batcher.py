@@ -87,7 +87,10 @@ class Batcher:
             if not batch:
                 continue
             self._on_batch(sum(len(e.items) for e in batch))
-            outcomes = await loop.run_in_executor(self._executor, self._predict_groups, batch)
+            try:
+                outcomes = await loop.run_in_executor(self._executor, self._predict_groups, batch)
+            except Exception as error:  # a bug here must fail these requests, not stop the worker for all
+                outcomes = [(entry, None, error) for entry in batch]
             for entry, results, error in outcomes:
                 if entry.future.done():  # its request timed out meanwhile
                     continue

@@ -44,7 +44,8 @@ def build_router(models: RequestModels) -> APIRouter:
         answers = await service.within_timeout(service.batcher.submit([Item(text, body.target)], tasks))
         return {**_result(answers[0], cut), "model": service.summary()}
 
-    @router.post("/v1/classify/batch", **v1, response_model=BatchResponse, summary="Classify many texts, answered in order")
+    @router.post("/v1/classify/batch", **v1, response_model=BatchResponse,
+                 summary="Classify many texts, answered in input order")
     async def classify_batch(body: models.batch, service: Service = Depends(ready_service)):
         targets = [(("body", "inputs", k, "target"), i.target) for k, i in enumerate(body.inputs)]
         tasks = service.check_tasks(body.tasks, targets)
@@ -53,7 +54,8 @@ def build_router(models: RequestModels) -> APIRouter:
         answers = await service.within_timeout(service.batcher.submit(items, tasks))
         return {"results": [_result(a, cut) for a, (_, cut) in zip(answers, clipped)], "model": service.summary()}
 
-    @router.post("/v1/analyze", **v1, response_model=AnalyzeResponse, summary="Analyze a whole article paragraph by paragraph")
+    @router.post("/v1/analyze", **v1, response_model=AnalyzeResponse,
+                 summary="Analyze a whole article paragraph by paragraph")
     async def analyze(body: models.analyze, service: Service = Depends(ready_service)):
         from serving.documents import analyze_document
 
