@@ -137,6 +137,8 @@ def _build(source: Path, files: list[Path], out: Path, say: Callable[[str], None
     tmp.mkdir()
     try:
         save_folder(model, tok, tmp)
+        for path in tmp.iterdir():  # safetensors arrive 0600 from a temp file; a shared model folder wants 0644
+            path.chmod(0o644)
         hidden = e5.config["hidden"]
         params = model.num_parameters()
         info.update(

@@ -52,12 +52,9 @@ def bert_state_dict(e5: E5File, rows: np.ndarray | None = None) -> dict[str, np.
     for i in range(cfg["layers"]):
         for short, long in _LAYER_NAMES.items():
             prefix = f"encoder.layer.{i}.{long}"
-            if short in shapes:
-                state[f"{prefix}.weight"] = t[f"l{i}.{short}.w"].reshape(shapes[short])
-                state[f"{prefix}.bias"] = t[f"l{i}.{short}.b"]
-            else:
-                state[f"{prefix}.weight"] = t[f"l{i}.{short}.w"]
-                state[f"{prefix}.bias"] = t[f"l{i}.{short}.b"]
+            weight = t[f"l{i}.{short}.w"]  # dense layers are row-major [out, in], like torch's Linear
+            state[f"{prefix}.weight"] = weight.reshape(shapes[short]) if short in shapes else weight
+            state[f"{prefix}.bias"] = t[f"l{i}.{short}.b"]
     return state
 
 
