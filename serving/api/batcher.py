@@ -73,7 +73,11 @@ class Batcher:
         self._queue.extend(entries)
         self.pending += len(items)
         self._wakeup.set()
-        chunks = await asyncio.gather(*(e.future for e in entries))  # cancelled with the caller
+        # Cancelled with the caller. return_exceptions: every chunk's error is retrieved (no asyncio warnings).
+        chunks = await asyncio.gather(*(e.future for e in entries), return_exceptions=True)
+        for chunk in chunks:
+            if isinstance(chunk, BaseException):
+                raise chunk
         return [result for chunk in chunks for result in chunk]
 
     async def _run(self) -> None:
