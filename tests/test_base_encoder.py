@@ -86,6 +86,20 @@ def test_reader_decodes_a_synthetic_file(tmp_path):
         np.testing.assert_array_equal(e5.tensors[name], values, err_msg=name)
 
 
+def test_tiny_file_converts_to_bert_with_every_tensor(tmp_path):
+    from training.e5.convert import build_model
+
+    image, expected = tiny_e5()
+    (tmp_path / "m.bin").write_bytes(image)
+    model = build_model(read_e5(tmp_path / "m.bin"), rows=np.array([0, 1, 2, 3, 6, 7]))
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    h = TINY["hidden"]
+    np.testing.assert_array_equal(state["embeddings.word_embeddings.weight"], expected["emb.word"].reshape(-1, h)[[0, 1, 2, 3, 6, 7]])
+    np.testing.assert_array_equal(state["encoder.layer.0.intermediate.dense.weight"], expected["l0.fi.w"].reshape(TINY["ffn"], h))
+    np.testing.assert_array_equal(state["encoder.layer.0.output.LayerNorm.bias"], expected["l0.oln.b"])
+    assert model.config.pad_token_id == 1 and model.config.vocab_size == 6
+
+
 def test_reader_rejects_every_truncation(tmp_path):
     image, _ = tiny_e5()
     for cut in sorted({0, 3, 8, 40, 60, 100, 200, len(image) // 2, len(image) - 1}):
