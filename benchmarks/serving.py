@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="per server and concurrency")
     parser.add_argument("--requests", type=int, default=2000, help="at most, per server and concurrency")
     parser.add_argument("--tasks", default="topic,stance")
-    parser.add_argument("--serve-args", default="", help="extra `rasid serve` arguments, e.g. '--quantize'")
+    parser.add_argument("--serve-args", default="", help="extra `rasid serve` arguments, e.g. '--no-fast'")
     args = parser.parse_args()
 
     tasks = args.tasks.split(",")

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--train", nargs="+", type=Path, default=[], help="training files for --baseline")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task of the bundle found in the data)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-fast", dest="fast", action="store_false",
+                   help="plain fp32 torch instead of the fast path (int8): the exact trained model")
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
     p.set_defaults(func=run)
 
@@ -46,7 +48,7 @@ def run(args) -> int:
         raise RasidError("--baseline trains the TF-IDF baseline: give its training files with --train FILE ...")
     if args.batch_size < 1:
         raise RasidError(f"--batch-size must be at least 1, got {args.batch_size}.")
-    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size)
+    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast)
     tasks = predictor.check_tasks(parse_tasks(args.tasks))
     rows = read_rows(args.data, args.skip_bad_rows, tasks=tasks).rows
     specs = [predictor.manifest.task(t) for t in tasks]

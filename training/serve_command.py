@@ -28,8 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000)
     for name, (kind, text) in TUNING_FLAGS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
-    parser.add_argument("--quantize", action="store_true", default=None,
-                        help="dynamic int8 Linear layers: faster on CPU, slightly different scores (RASID_QUANTIZE)")
+    parser.add_argument("--no-fast", dest="fast", action="store_false", default=None,
+                        help="plain fp32 torch instead of the fast path (int8), e.g. to compare (RASID_FAST=false)")
     parser.set_defaults(func=run)
 
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from serving.errors import RasidError
 
     read_manifest(args.model)  # a wrong folder fails here, in one sentence, before a port is opened
-    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "quantize") if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "fast") if getattr(args, name) is not None}
     try:
         settings = Settings(model_dir=args.model, **overrides)
     except ValidationError as error:
