@@ -1,0 +1,31 @@
+"""The inference core stands alone: serving/ never imports training/, and its core skips the heavy extras."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE_FORBIDDEN = {"fastapi", "starlette", "uvicorn", "datasets", "sklearn", "training", "matplotlib"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_serving_never_imports_training():
+    for path in (ROOT / "serving").rglob("*.py"):
+        assert "training" not in imported_modules(path), f"{path.relative_to(ROOT)} imports training"
+
+
+def test_the_inference_core_imports_no_web_framework_datasets_or_scikit_learn():
+    core = [p for p in (ROOT / "serving").glob("*.py")]  # serving/api/ is the FastAPI layer on top
+    assert {p.name for p in core} >= {"normalize.py", "bundle.py", "model.py", "predictor.py", "documents.py"}
+    for path in core:
+        found = imported_modules(path) & CORE_FORBIDDEN
+        assert not found, f"{path.relative_to(ROOT)} imports {sorted(found)}"
