@@ -15,10 +15,13 @@ from serving.errors import RasidError
 from serving.normalize import normalize
 
 UNCERTAIN = "uncertain"
-# The fast path (fast=True, the default of `rasid serve` and `rasid predict`) quantises the encoder's Linear
-# layers to int8 (2.3-3x on e5-small, MEASURED.md). It stays on only while benchmarks/int8_accuracy.py shows
-# it costs at most 0.5 macro-F1 on every task of the real bundle (issue 6); otherwise set this to False.
-INT8_BY_DEFAULT = True
+# What the fast path (fast=True, the default of `rasid serve`, `rasid predict` and `rasid evaluate`) runs.
+# Candidates (issue 6): "int8" (torch dynamic int8 Linear layers) and "bf16" (bf16 autocast; CPUs with
+# AVX-512 bf16 / AMX). benchmarks/fast_path_accuracy.py measures both against fp32 on validation data; the
+# choice and its numbers are in the README. Dynamic int8 scales activations per batch, so a text's scores
+# depend on the texts batched with it; bf16 autocast keeps each row's computation independent.
+FAST_PATH = "bf16"
+PRECISIONS = ("fp32", "int8", "bf16")
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,10 @@ class Predictor:
     """
 
     def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool | None = None,
-                 fast: bool = True, threads: int | None = None, onnx: Path | None = None):
-        """fast=False: plain fp32 torch, exactly the trained model. fast=True: int8 unless quantize=False.
+                 fast: bool = True, threads: int | None = None, onnx: Path | None = None,
+                 precision: str | None = None):
+        """fast=False: plain fp32 torch, exactly the trained model. fast=True: FAST_PATH.
+        precision ("fp32", "int8", "bf16") overrides both; quantize=True/False is shorthand for int8/fp32.
         onnx: a `rasid export --format onnx` folder of this bundle, run by ONNX Runtime instead of torch.
         threads: intra-op threads (process-wide in torch); None keeps torch's default, one per core."""
         self.manifest = manifest
@@ -53,7 +58,14 @@ class Predictor:
         if threads:
             torch.set_num_threads(threads)
         self._sessions = _onnx_sessions(Path(onnx), manifest, threads) if onnx else None
-        self.quantized = bool(INT8_BY_DEFAULT if quantize is None and fast else quantize) and not onnx
+        if precision is None:
+            precision = {True: "int8", False: "fp32"}.get(quantize, FAST_PATH if fast else "fp32")
+        if precision not in PRECISIONS:
+            raise RasidError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+        if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            precision = "fp32"  # without bf16 instructions autocast would emulate it, slower than fp32
+        self.precision = precision
+        self.quantized = precision == "int8" and not onnx
         self.model = None if onnx else _quantize(model) if self.quantized else model
         if self.model is not None:
             self.model.eval()
@@ -66,7 +78,7 @@ class Predictor:
 
     @property
     def backend(self) -> str:
-        return "onnxruntime" if self._sessions else "torch-int8" if self.quantized else "torch-fp32"
+        return "onnxruntime" if self._sessions else f"torch-{self.precision}"
 
     @property
     def task_names(self) -> list[str]:
@@ -146,8 +158,9 @@ class Predictor:
     def _logits(self, encoded, tasks) -> dict[str, torch.Tensor]:
         """Calibrated logits per task for one tokenised batch (all tasks of one input kind)."""
         if self._sessions is None:
-            pooled = self.model.encode(**encoded)
-            return {t: self.model.head_logits(pooled, t) / self._temperatures[t] for t in tasks}
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                pooled = self.model.encode(**encoded)
+            return {t: self.model.head_logits(pooled.float(), t) / self._temperatures[t] for t in tasks}
         session, inputs = self._sessions[self.manifest.task(tasks[0]).input]
         outputs = session.run(tasks, {name: encoded[name].numpy() for name in inputs})
         return dict(zip(tasks, map(torch.from_numpy, outputs)))  # temperatures are folded into the graph

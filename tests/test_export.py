@@ -2,7 +2,7 @@
 
 Tolerance: fp32 exports must give the bundle's calibrated probabilities within 1e-4 (absolute) — float32
 reordering noise, plus the tanh-linearised pooler for CLS bundles (relative error ~1e-8) — and the same labels.
-int8 ONNX is only checked to run and give distributions: its accuracy is measured by benchmarks/int8_accuracy.py.
+int8 ONNX is only checked to run and give distributions: its accuracy is measured by benchmarks/fast_path_accuracy.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from serving.normalize import normalize
-from serving.predictor import INT8_BY_DEFAULT, Predictor
+from serving.predictor import FAST_PATH, Predictor
 from tests.samples import STANCE, TOPIC
 from training.cli import main
 
@@ -121,8 +121,9 @@ def test_onnx_int8_export_runs_and_gives_distributions(trained_bundle, tmp_path)
     np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-5)
 
 
-def test_fast_predictor_is_int8_unless_measured_otherwise_and_can_be_turned_off(trained_bundle):
-    assert Predictor.from_bundle(trained_bundle).backend == ("torch-int8" if INT8_BY_DEFAULT else "torch-fp32")
+def test_the_fast_path_is_the_default_and_can_be_turned_off(trained_bundle):
+    assert Predictor.from_bundle(trained_bundle).backend in {f"torch-{FAST_PATH}", "torch-fp32"}  # fp32: no bf16 CPU
+    assert Predictor.from_bundle(trained_bundle, precision="int8").backend == "torch-int8"
     assert Predictor.from_bundle(trained_bundle, fast=False).backend == "torch-fp32"
     assert Predictor.from_bundle(trained_bundle, quantize=False).backend == "torch-fp32"
 

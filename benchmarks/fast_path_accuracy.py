@@ -1,9 +1,10 @@
-"""Accuracy cost of the fast paths: macro-F1 per task with fp32, torch int8, ONNX fp32 and ONNX int8, one run.
+"""Cost of the fast paths: macro-F1 per task with torch fp32 / int8 / bf16 and ONNX fp32 / int8, in one run.
 
-    python benchmarks/int8_accuracy.py --model MODELS/BUNDLE --data VAL.jsonl [--limit N]
+    python benchmarks/fast_path_accuracy.py --model MODELS/BUNDLE --data VAL.jsonl [--limit N]
 
-Decides serving.predictor.INT8_BY_DEFAULT (issue 6): int8 stays the default only if it costs at most
-0.5 macro-F1 points on every task. Also prints paragraphs/s of each path on the same rows.
+Decides serving.predictor.FAST_PATH (issue 6): a path may be the default only if it costs at most 0.5
+macro-F1 points on every task. Also prints paragraphs/s of each path on the same rows, and whether a text's
+answer depends on the texts batched with it (max score change, alone vs in a batch of 32).
 """
 
 from __future__ import annotations
@@ -39,6 +40,21 @@ def score(predictor, rows: list[dict]) -> tuple[dict[str, float], float]:
     return f1, speed
 
 
+def batch_dependence(predictor, rows: list[dict]) -> tuple[float, int]:
+    """Max |score change| and label flips between predicting each of 32 texts alone and all 32 together."""
+    from serving.predictor import Item
+
+    items = [Item(r["text"], r.get("target")) for r in rows[:32]]
+    together = predictor.predict_items(items)
+    worst, flips = 0.0, 0
+    for item, batched in zip(items, together):
+        alone = predictor.predict_items([item])[0]
+        for task, answer in batched.predictions.items():
+            flips += answer["label"] != alone.predictions[task]["label"]
+            worst = max(worst, *(abs(p - alone.predictions[task]["scores"][l]) for l, p in answer["scores"].items()))
+    return worst, flips
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
@@ -53,18 +69,24 @@ def main() -> None:
     for name, extra in (("fp32", []), ("int8", ["--int8"])):
         subprocess.run([*RASID, "export", "--model", str(args.model), "--format", "onnx", "--out", str(folder / name),
                         *extra], check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    paths = {"torch fp32": dict(fast=False), "torch int8": dict(quantize=True),
-             "onnx fp32": dict(onnx=folder / "fp32"), "onnx int8": dict(onnx=folder / "int8")}
-    scores = {name: score(Predictor.from_bundle(args.model, **options), rows) for name, options in paths.items()}
+    paths = {"torch fp32": dict(precision="fp32"), "torch int8": dict(precision="int8"),
+             "torch bf16": dict(precision="bf16"), "onnx fp32": dict(onnx=folder / "fp32"),
+             "onnx int8": dict(onnx=folder / "int8")}
+    scores, dependence = {}, {}
+    for name, options in paths.items():
+        predictor = Predictor.from_bundle(args.model, **options)
+        scores[name] = score(predictor, rows)
+        dependence[name] = batch_dependence(predictor, rows)
     reference = scores["torch fp32"][0]
     tasks = list(reference)
     print(f"\nmacro-F1 (points) on {len(rows)} rows of {args.data}, {time.strftime('%Y-%m-%d')}")
-    print(table(["path", *tasks, "worst cost", "paragraphs/s"],
-                [[name, *(f1[t] for t in tasks), max(reference[t] - f1[t] for t in tasks), speed]
+    print(table(["path", *tasks, "worst cost", "paragraphs/s", "batch effect", "flips"],
+                [[name, *(f1[t] for t in tasks), max(reference[t] - f1[t] for t in tasks), speed, *dependence[name]]
                  for name, (f1, speed) in scores.items()]))
-    cost = max(reference[t] - scores["torch int8"][0][t] for t in tasks)
-    verdict = "keep INT8_BY_DEFAULT = True" if cost <= MAX_COST else "set INT8_BY_DEFAULT = False"
-    print(f"\ntorch int8 costs at most {cost:.2f} macro-F1 points (limit {MAX_COST}): {verdict} in serving/predictor.py")
+    for name in ("torch int8", "torch bf16"):
+        cost = max(reference[t] - scores[name][0][t] for t in tasks)
+        verdict = "may be the fast path" if cost <= MAX_COST else "must not be the default"
+        print(f"{name} costs at most {cost:.2f} macro-F1 points (limit {MAX_COST}): {verdict}")
 
 
 if __name__ == "__main__":
