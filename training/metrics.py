@@ -6,7 +6,12 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 
 def classification_metrics(gold: list[str], predicted: list[str], labels: list[str]) -> dict:
-    """n, accuracy, macro-F1 over `labels`, and precision/recall/F1/support per label (all zero for no rows)."""
+    """n, accuracy, macro-F1, and precision/recall/F1/support for each of `labels` (all zero for no rows).
+
+    Macro-F1 averages over the labels that occur in `gold` or `predicted` (scikit-learn's own default):
+    a head shared by datasets with different label sets (claim stance: ANS has no "unrelated") is not
+    scored zero on labels that the evaluated data lacks and the model never predicted.
+    """
     if not gold:
         zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
         return {"n": 0, "accuracy": 0.0, "macro_f1": 0.0, "per_class": {label: dict(zero) for label in labels}}
@@ -14,8 +19,9 @@ def classification_metrics(gold: list[str], predicted: list[str], labels: list[s
         gold, predicted, labels=labels, zero_division=0)
     return {
         "n": len(gold),
-        "accuracy": float(accuracy_score(gold, predicted)) if gold else 0.0,
-        "macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)) if gold else 0.0,
+        "accuracy": float(accuracy_score(gold, predicted)),
+        "macro_f1": float(f1_score(gold, predicted, labels=[l for l in labels if l in set(gold) | set(predicted)],
+                                   average="macro", zero_division=0)),
         "per_class": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(labels, precision, recall, f1, support)
