@@ -125,35 +125,58 @@ class Predictor:
             jobs.append((pair_tasks, with_target, [(normalize(items[k].target, settings), texts[k]) for k in with_target]))
             for k in set(range(len(items))) - set(with_target):
                 results[k].skipped_tasks = list(pair_tasks)
-        for job_tasks, indices, inputs in jobs:
-            probabilities, truncated = self._run(inputs, job_tasks, progress)
-            for position, k in enumerate(indices):
-                results[k].truncated |= truncated[position]
-                for task in job_tasks:
-                    results[k].predictions[task] = self._answer(task, probabilities[task][position], abstain_below)
+        # Torch runs both kinds in the same padded batches (one encoder call for a paragraph's topic and
+        # stance); each ONNX graph takes one kind, so there the kinds run one after the other.
+        groups = [jobs] if self._sessions is None else [[job] for job in jobs]
+        for group in groups:
+            outputs = self._run([(tasks, inputs) for tasks, _, inputs in group], progress)
+            for (job_tasks, indices, _), (probabilities, truncated) in zip(group, outputs):
+                for position, k in enumerate(indices):
+                    results[k].truncated |= truncated[position]
+                    for task in job_tasks:
+                        results[k].predictions[task] = self._answer(task, probabilities[task][position], abstain_below)
         return results
 
     def probabilities(self, inputs: list[tuple[str, ...]], tasks: list[str]) -> dict[str, torch.Tensor]:
         """Calibrated probabilities [n, labels] per task for already-normalised inputs of one kind."""
-        return self._run(inputs, tasks, None)[0]
+        return self._run([(tasks, inputs)], None)[0][0]
 
-    def _run(self, inputs, tasks, progress):
+    def _run(self, jobs: list[tuple[list[str], list[tuple[str, ...]]]], progress):
+        """For each job (its tasks, its inputs: 1-tuples for single tasks, 2-tuples for pairs), the
+        probabilities per task [n, labels] and whether each input was truncated. Inputs of all jobs are
+        sorted by length and padded per batch together."""
         max_length = self.manifest.max_length
-        lengths = [len(ids) for ids in self.tokenizer(*zip(*inputs), truncation=False)["input_ids"]] if inputs else []
-        order = sorted(range(len(inputs)), key=lambda k: lengths[k])
-        outputs = {t: [None] * len(inputs) for t in tasks}
+        encoded, lengths, rows = [], [], []  # rows: (job, position) of each encoded input
+        for j, (_, inputs) in enumerate(jobs):
+            if not inputs:
+                continue
+            columns = [list(column) for column in zip(*inputs)]
+            full = self.tokenizer(*columns, truncation=False)["input_ids"]
+            cut = self.tokenizer(*columns, truncation=True, max_length=max_length)
+            encoded += [{key: cut[key][k] for key in cut.keys()} for k in range(len(inputs))]
+            lengths += [len(ids) for ids in full]
+            rows += [(j, k) for k in range(len(inputs))]
+        order = sorted(range(len(encoded)), key=lambda n: len(encoded[n]["input_ids"]))
+        outputs = [{t: [None] * len(inputs) for t in tasks} for tasks, inputs in jobs]
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
-                encoded = self.tokenizer(*zip(*(inputs[k] for k in chunk)), truncation=True, max_length=max_length,
-                                         padding=True, return_tensors="pt")
-                for task, logits in self._logits(encoded, tasks).items():
-                    for row, k in enumerate(chunk):
-                        outputs[task][k] = logits[row].softmax(-1)
+                batch = self.tokenizer.pad([encoded[n] for n in chunk], return_tensors="pt")
+                needed = sorted({t for n in chunk for t in jobs[rows[n][0]][0]})
+                for task, logits in self._logits(batch, needed).items():
+                    probabilities = logits.softmax(-1)
+                    for row, n in enumerate(chunk):
+                        j, k = rows[n]
+                        if task in outputs[j]:
+                            outputs[j][task][k] = probabilities[row]
                 if progress:
                     progress(len(chunk))
-        stacked = {t: torch.stack(v) if v else torch.empty(0) for t, v in outputs.items()}
-        return stacked, [n > max_length for n in lengths]
+        results, offset = [], 0
+        for (tasks, inputs), job_outputs in zip(jobs, outputs):
+            stacked = {t: torch.stack(v) if v else torch.empty(0) for t, v in job_outputs.items()}
+            results.append((stacked, [n > max_length for n in lengths[offset:offset + len(inputs)]]))
+            offset += len(inputs)
+        return results
 
     def _logits(self, encoded, tasks) -> dict[str, torch.Tensor]:
         """Calibrated logits per task for one tokenised batch (all tasks of one input kind)."""

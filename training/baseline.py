@@ -72,19 +72,24 @@ class BaselinePredictor(Predictor):
         self.batch_size = batch_size
         self.tokenizer = self.model = None
         self.quantized = False
+        self._sessions = None
         self._temperatures = {spec.name: 1.0 for spec in specs}
 
-    def _run(self, inputs, tasks, progress):
-        texts = [SEPARATOR.join(parts) for parts in inputs]  # (text,) or (target, text), already normalised
-        outputs = {}
-        for task in tasks:
-            pipeline = self.pipelines[task]
-            probabilities = pipeline.predict_proba(texts) if texts else []
-            order = [list(pipeline.classes_).index(label) for label in self.manifest.task(task).labels]
-            outputs[task] = torch.tensor(probabilities, dtype=torch.float32)[:, order] if texts else torch.empty(0)
-        if progress:
-            progress(len(inputs))
-        return outputs, [False] * len(inputs)
+    def _run(self, jobs, progress):
+        """Predictor._run's contract: per job (tasks, inputs), the probabilities per task and truncation flags."""
+        results = []
+        for tasks, inputs in jobs:
+            texts = [SEPARATOR.join(parts) for parts in inputs]  # (text,) or (target, text), already normalised
+            outputs = {}
+            for task in tasks:
+                pipeline = self.pipelines[task]
+                probabilities = pipeline.predict_proba(texts) if texts else []
+                order = [list(pipeline.classes_).index(label) for label in self.manifest.task(task).labels]
+                outputs[task] = torch.tensor(probabilities, dtype=torch.float32)[:, order] if texts else torch.empty(0)
+            if progress:
+                progress(len(inputs))
+            results.append((outputs, [False] * len(inputs)))
+        return results
 
 
 def make_pipeline(rows: int):
