@@ -62,7 +62,7 @@ evaluate: $(MODEL)/rasid.json
 	for name in $(DATASETS) baly; do \
 	  $(RASID) evaluate --model $(MODEL) --data $(DATA)/$$name.val.jsonl --report $(REPORTS)/$$name \
 	    --baseline --train $(DATA)/$$name.train.jsonl || exit 1; done
-	$(RASID) evaluate --model $(MODEL) --data $(DATA)/baly_articles.val.jsonl --documents \
+	$(RASID) evaluate --model $(MODEL) --data $(DATA)/baly_articles.val.jsonl --documents --tasks claim \
 	  --report $(REPORTS)/baly_articles --baseline --train $(DATA)/baly_articles.train.jsonl
 
 quick:
