@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 RASID := $(VENV)/bin/rasid
 SHARED ?= ../shared/data
+# where `rasid base` finds its trimming corpus
+export RASID_SHARED_DATA := $(SHARED)
 DATA := data
 MODEL ?= models/rasid-default
 REPORTS ?= reports/rasid-default
