@@ -86,14 +86,13 @@ class CrashAt(TrainerCallback):
 
 
 class RecordStart(TrainerCallback):
+    """Records the optimiser step the first training step starts from (0 for a fresh run)."""
+
     def __init__(self):
         self.started_at = None
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.started_at = state.global_step
-
     def on_step_begin(self, args, state, control, **kwargs):
-        if self.started_at is None or self.started_at < 0:
+        if self.started_at is None:
             self.started_at = state.global_step
 
 
