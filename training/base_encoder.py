@@ -120,7 +120,7 @@ def _build(source: Path, files: list[Path], out: Path, say: Callable[[str], None
         pieces, scores = [e5.pieces[i] for i in rows], e5.scores[rows]
         info.update(corpus_files=len(files), corpus_words=len(words), pieces_seen_in_corpus=len(seen))
         say(f"base: trimming corpus {len(files)} files, {len(words):,} distinct words -> {len(seen):,} pieces "
-            f"seen, {len(rows):,} kept with specials/ASCII/single characters ({time.perf_counter() - tick:.1f}s)")
+            f"seen, {len(rows):,} kept with specials/single characters ({time.perf_counter() - tick:.1f}s)")
     model = build_model(e5, rows)
     tok = build_tokenizer(pieces, scores, e5.norm_table)
 
