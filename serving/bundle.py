@@ -149,16 +149,27 @@ def save_bundle(path: Path, model, tokenizer, manifest: Manifest) -> Path:
     return path
 
 
-def load_bundle(path: Path):
-    """Return (manifest, MultiTaskModel in eval mode, tokenizer) from a bundle folder."""
-    from safetensors.torch import load_file
-    from transformers import AutoModel, AutoTokenizer
+def load_bundle(path: Path, inference_dtype=None):
+    """Return (manifest, MultiTaskModel in eval mode, tokenizer) from a bundle folder.
 
+    inference_dtype (torch.float32 or torch.bfloat16): load a BERT encoder with `serving.encoder` for
+    inference only, its matrix weights in that dtype (less memory than transformers; see that module).
+    None, or an encoder of another architecture: the transformers model, fp32, trainable."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from serving.encoder import EncoderConfig, load_encoder
     from serving.model import MultiTaskModel
 
     path = Path(path)
     manifest = read_manifest(path)
-    encoder = AutoModel.from_pretrained(path, add_pooling_layer=False) if _is_bert(path) else AutoModel.from_pretrained(path)
+    if inference_dtype is not None and EncoderConfig.supports(_encoder_config(path)):
+        encoder = load_encoder(path, inference_dtype)
+    else:
+        from transformers import AutoModel
+
+        bert = _encoder_config(path).get("model_type") == "bert"
+        encoder = AutoModel.from_pretrained(path, add_pooling_layer=False) if bert else AutoModel.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = MultiTaskModel(encoder, {t.name: len(t.labels) for t in manifest.tasks}, pooling=manifest.pooling)
     heads = load_file(str(path / HEADS_FILE))
@@ -173,9 +184,8 @@ def load_bundle(path: Path):
     return manifest, model, tokenizer
 
 
-def _is_bert(path: Path) -> bool:
+def _encoder_config(path: Path) -> dict:
     try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return config.get("model_type") == "bert"
+        return json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise BundleError(f"bundle {path}: config.json is unreadable ({error}).") from error

@@ -41,7 +41,9 @@ class MultiTaskModel(nn.Module):
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**inputs).last_hidden_state
+        hidden = self.encoder(**inputs)
+        if not isinstance(hidden, torch.Tensor):  # a transformers model; serving.encoder returns the tensor
+            hidden = hidden.last_hidden_state
         return pool(hidden, attention_mask, self.pooling)
 
     def head_logits(self, pooled: torch.Tensor, task: str) -> torch.Tensor:

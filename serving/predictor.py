@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 import torch
 
 from serving.bundle import Manifest, load_bundle
+from serving.encoder import BertEncoder
 from serving.errors import RasidError
 from serving.normalize import normalize
 
@@ -58,22 +59,24 @@ class Predictor:
         if threads:
             torch.set_num_threads(threads)
         self._sessions = _onnx_sessions(Path(onnx), manifest, threads) if onnx else None
-        if precision is None:
-            precision = {True: "int8", False: "fp32"}.get(quantize, FAST_PATH if fast else "fp32")
-        if precision not in PRECISIONS:
-            raise RasidError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-        if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            precision = "fp32"  # without bf16 instructions autocast would emulate it, slower than fp32
+        precision = resolve_precision(fast, quantize, precision)
         self.precision = precision
         self.quantized = precision == "int8" and not onnx
         self.model = None if onnx else _quantize(model) if self.quantized else model
         if self.model is not None:
             self.model.eval()
+        # A transformers encoder holds fp32 weights, so bf16 runs under autocast; serving.encoder loaded in
+        # bf16 (from_bundle) already computes in bf16 and needs no autocast.
+        self._autocast = precision == "bf16" and self.model is not None and not _computes_in_bf16(self.model.encoder)
         self._temperatures = {t.name: t.temperature for t in manifest.tasks}
 
     @classmethod
     def from_bundle(cls, path: Path, **options) -> "Predictor":
-        manifest, model, tokenizer = load_bundle(path)
+        """Load a bundle for inference. A BERT encoder runs on serving.encoder: fp32 weights for fp32, bf16
+        weights for bf16 and int8 (half the memory; int8 quantises from them, a far coarser step than bf16's)."""
+        precision = resolve_precision(options.get("fast", True), options.get("quantize"), options.get("precision"))
+        dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+        manifest, model, tokenizer = load_bundle(path, inference_dtype=dtype)
         return cls(manifest, model, tokenizer, **options)
 
     @property
@@ -181,7 +184,7 @@ class Predictor:
     def _logits(self, encoded, tasks) -> dict[str, torch.Tensor]:
         """Calibrated logits per task for one tokenised batch (all tasks of one input kind)."""
         if self._sessions is None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast):
                 pooled = self.model.encode(**encoded)
             return {t: self.model.head_logits(pooled.float(), t) / self._temperatures[t] for t in tasks}
         session, inputs = self._sessions[self.manifest.task(tasks[0]).input]
@@ -196,8 +199,28 @@ class Predictor:
         return {"label": label, "score": score, "scores": {l: float(p) for l, p in zip(labels, probabilities)}}
 
 
+def resolve_precision(fast: bool = True, quantize: bool | None = None, precision: str | None = None) -> str:
+    """The precision a Predictor runs at: `precision` if given, else int8/fp32 for quantize=True/False,
+    else FAST_PATH or fp32. bf16 falls back to fp32 on CPUs without bf16 instructions (emulated, slower)."""
+    if precision is None:
+        precision = {True: "int8", False: "fp32"}.get(quantize, FAST_PATH if fast else "fp32")
+    if precision not in PRECISIONS:
+        raise RasidError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        precision = "fp32"
+    return precision
+
+
+def _computes_in_bf16(encoder) -> bool:
+    return any(isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.bfloat16 for m in encoder.modules())
+
+
 def _quantize(model):
-    """Dynamic int8 for the Linear layers (weights int8, activations quantised on the fly)."""
+    """int8 matrix products: serving.encoder's per-row int8 when the encoder is one of its BERTs; otherwise
+    torch's dynamic int8 Linear layers (activations scaled per batch, so batch-mates move a text's scores)."""
+    if isinstance(model.encoder, BertEncoder):
+        model.encoder.quantize_int8()
+        return model
     with warnings.catch_warnings():  # torch.ao eager quantisation is deprecated in 2.13 but still the fast path
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic

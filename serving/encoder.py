@@ -1,0 +1,201 @@
+"""BERT for inference in plain torch: runs a bundle's standard `BertModel` weights without transformers.
+
+Why not `transformers.BertModel` when serving: importing transformers' modeling code costs about 110 MB of
+resident memory before any weight is loaded, and its loader maps the weights file while copying it, so the
+peak holds the model twice. This module reads `model.safetensors` straight into the parameters (in fp32,
+or in bf16 for the fast path), fuses query/key/value into one matrix product, and computes the same
+function: `tests/test_encoder.py` checks it against `transformers.BertModel` on the same weights.
+Training and export keep using transformers; only BERT-type encoders (e5, AraBERT, CAMeLBERT, MARBERT) run
+here, other architectures fall back to transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from serving.errors import BundleError
+
+MODEL_TYPES = ("bert",)
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+_READ_CHUNK = 1 << 22  # elements converted at a time, so a dtype change never holds a whole fp32 tensor twice
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+
+    @classmethod
+    def supports(cls, config: dict) -> bool:
+        """True for configs this module computes exactly; anything else is left to transformers."""
+        return (config.get("model_type") in MODEL_TYPES and config.get("hidden_act", "gelu") == "gelu"
+                and config.get("position_embedding_type", "absolute") == "absolute"
+                and not config.get("is_decoder", False))
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "EncoderConfig":
+        return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
+
+
+class Int8Linear(nn.Module):
+    """y = x W^T + b in int8 arithmetic: W quantised once per output channel, x per row at run time (one
+    scale per token), then one int8 x int8 -> int32 product (VNNI on x86). Because every row has its own
+    scale, a text's result does not depend on the texts batched with it, unlike per-tensor dynamic int8."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(1).clamp(min=1e-12) / 127
+        quantised = (weight / scale[:, None]).round_().clamp_(-127, 127).to(torch.int8)
+        self.register_buffer("weight_t", quantised.t())  # [in, out] as _int_mm takes it; memory stays [out, in]
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("bias", linear.bias.detach().float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1]).float()
+        scale = rows.abs().amax(1, keepdim=True).clamp_(min=1e-12) / 127
+        quantised = (rows / scale).round_().clamp_(-127, 127).to(torch.int8)
+        out = torch._int_mm(quantised, self.weight_t).float().mul_(scale).mul_(self.weight_scale).add_(self.bias)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+class Layer(nn.Module):
+    def __init__(self, c: EncoderConfig, dtype: torch.dtype):
+        super().__init__()
+        self.heads = c.num_attention_heads
+        self.dtype = dtype  # of the matrix products
+        self.qkv = nn.Linear(c.hidden_size, 3 * c.hidden_size, dtype=dtype)  # query, key, value: one product
+        self.attention_out = nn.Linear(c.hidden_size, c.hidden_size, dtype=dtype)
+        self.attention_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.ffn_in = nn.Linear(c.hidden_size, c.intermediate_size, dtype=dtype)
+        self.ffn_out = nn.Linear(c.intermediate_size, c.hidden_size, dtype=dtype)
+        self.ffn_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        # As under bf16 autocast: matrix products in the weights' dtype, residual sums and layer norms in fp32.
+        dtype = self.dtype
+        batch, length, hidden = x.shape
+        q, k, v = self.qkv(x.to(dtype)).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        attended = attended.transpose(1, 2).reshape(batch, length, hidden)
+        x = self.attention_norm(x + self.attention_out(attended).float())
+        return self.ffn_norm(x + self.ffn_out(F.gelu(self.ffn_in(x.to(dtype)))).float())
+
+
+class BertEncoder(nn.Module):
+    """The last hidden state [batch, length, hidden] (fp32) of a BERT encoder; no pooler."""
+
+    def __init__(self, config: EncoderConfig, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.config = config
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, dtype=dtype)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.embedding_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.layers = nn.ModuleList(Layer(config, dtype) for _ in range(config.num_hidden_layers))
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        length = input_ids.shape[1]
+        x = self.word_embeddings(input_ids).float() + self.position_embeddings.weight[:length]
+        x = x + (self.token_type_embeddings(token_type_ids) if token_type_ids is not None
+                 else self.token_type_embeddings.weight[0])
+        x = self.embedding_norm(x)
+        keep = attention_mask.bool()[:, None, None, :]  # [batch, 1, 1, length]: which keys a query may see
+        for layer in self.layers:
+            x = layer(x, keep)
+        return x
+
+    def quantize_int8(self) -> "BertEncoder":
+        """Replace the matrix products by Int8Linear (in place); the rest keeps computing in fp32."""
+        for layer in self.layers:
+            layer.dtype = torch.float32
+            for name in ("qkv", "attention_out", "ffn_in", "ffn_out"):
+                setattr(layer, name, Int8Linear(getattr(layer, name)))
+        return self
+
+
+def load_encoder(folder: Path, dtype: torch.dtype = torch.float32) -> BertEncoder:
+    """The encoder of a standard HF BERT folder (config.json + model.safetensors). `dtype` is that of the
+    matrix-product weights and the word embeddings; layer norms, positions and biases of norms stay fp32."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if not EncoderConfig.supports(config):
+        raise BundleError(f"{folder} holds a {config.get('model_type')!r} encoder; serving.encoder runs BERT only.")
+    # Built directly in its final dtypes, then overwritten from the file. (Building on the "meta" device to
+    # skip the random initialisation costs more: its first use loads torch's meta kernels, 68 MB here.)
+    encoder = BertEncoder(EncoderConfig.from_dict(config), dtype).eval().requires_grad_(False)
+    missing = _read_into(folder / "model.safetensors", _destinations(encoder))
+    if missing:
+        raise BundleError(f"{folder / 'model.safetensors'} lacks {len(missing)} encoder tensors, e.g. {missing[:3]}.")
+    return encoder
+
+
+def _destinations(encoder: BertEncoder) -> dict[str, torch.Tensor]:
+    """HF BertModel tensor name -> where it goes here (query/key/value land in slices of the fused matrix)."""
+    out = {
+        "embeddings.word_embeddings.weight": encoder.word_embeddings.weight,
+        "embeddings.position_embeddings.weight": encoder.position_embeddings.weight,
+        "embeddings.token_type_embeddings.weight": encoder.token_type_embeddings.weight,
+        "embeddings.LayerNorm.weight": encoder.embedding_norm.weight,
+        "embeddings.LayerNorm.bias": encoder.embedding_norm.bias,
+    }
+    hidden = encoder.config.hidden_size
+    for i, layer in enumerate(encoder.layers):
+        prefix = f"encoder.layer.{i}."
+        for part in ("weight", "bias"):
+            fused = getattr(layer.qkv, part)
+            for j, name in enumerate(("query", "key", "value")):
+                out[f"{prefix}attention.self.{name}.{part}"] = fused[j * hidden:(j + 1) * hidden]
+            out[f"{prefix}attention.output.dense.{part}"] = getattr(layer.attention_out, part)
+            out[f"{prefix}attention.output.LayerNorm.{part}"] = getattr(layer.attention_norm, part)
+            out[f"{prefix}intermediate.dense.{part}"] = getattr(layer.ffn_in, part)
+            out[f"{prefix}output.dense.{part}"] = getattr(layer.ffn_out, part)
+            out[f"{prefix}output.LayerNorm.{part}"] = getattr(layer.ffn_norm, part)
+    return out
+
+
+def _read_into(path: Path, destinations: dict[str, torch.Tensor]) -> list[str]:
+    """Fill each destination from the safetensors file by plain reads (no memory map, so the file's pages
+    never count as the process's memory), converting dtype chunk by chunk. Returns the names not found.
+    Tolerates a `bert.` prefix (a folder saved from a BertFor... model) and ignores tensors it does not use."""
+    try:
+        with open(path, "rb") as handle:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(header_size))
+            start = 8 + header_size
+            found = set()
+            for stored, info in header.items():
+                name = stored.removeprefix("bert.")
+                if name not in destinations or stored == "__metadata__":
+                    continue
+                target, source_dtype = destinations[name], _SAFETENSORS_DTYPES.get(info["dtype"])
+                begin, end = info["data_offsets"]
+                if source_dtype is None or math.prod(info["shape"]) != target.numel():
+                    raise BundleError(f"{path}: tensor {stored} is {info['dtype']} {info['shape']}, "
+                                      f"expected {tuple(target.shape)}.")
+                handle.seek(start + begin)
+                flat, size = target.view(-1), source_dtype.itemsize
+                for offset in range(0, target.numel(), _READ_CHUNK):
+                    count = min(_READ_CHUNK, target.numel() - offset)
+                    data = bytearray(handle.read(count * size))
+                    if len(data) != count * size:
+                        raise BundleError(f"{path} is truncated inside tensor {stored}.")
+                    flat[offset:offset + count].copy_(torch.frombuffer(data, dtype=source_dtype))
+                found.add(name)
+    except (OSError, ValueError, KeyError, struct.error) as error:
+        raise BundleError(f"cannot read the encoder weights {path}: {error}.") from error
+    return sorted(set(destinations) - found)
