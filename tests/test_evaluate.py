@@ -185,7 +185,7 @@ def test_baseline_command_on_sample_data(sample_data, tmp_path, capsys):
 
 
 def test_baseline_predicts_through_the_predictor_interface(sample_data):
-    from training.baseline import fit_baseline
+    from training.baseline_model import fit_baseline
 
     baseline = fit_baseline([sample_data], ["topic", "claim"])
     assert [t.input for t in baseline.manifest.tasks] == ["single", "pair"]

@@ -29,3 +29,15 @@ def test_the_inference_core_imports_no_web_framework_datasets_or_scikit_learn():
     for path in core:
         found = imported_modules(path) & CORE_FORBIDDEN
         assert not found, f"{path.relative_to(ROOT)} imports {sorted(found)}"
+
+
+def test_the_rasid_command_line_loads_no_heavy_library_until_a_command_runs():
+    """`rasid serve` pays in memory for every module the parser imports (scikit-learn and pandas: ~130 MB)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from training.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'pandas', 'scipy', 'matplotlib', "
+            "'datasets') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

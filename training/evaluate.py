@@ -15,7 +15,6 @@ from pathlib import Path
 from serving import __version__
 from serving.errors import DataError, RasidError
 from training.data import Row, read_rows
-from training.report import NO_VERDICT, format_report, score_task, write_report
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,8 @@ def run(args) -> int:
         "description": f"fine-tuned bundle {args.model} (base {predictor.manifest.base_model})",
         "tasks": evaluate_model(predictor, by_task, args.documents)}
     if args.baseline:
-        from training.baseline import describe, fit_baseline
+        from training.baseline import describe
+        from training.baseline_model import fit_baseline
 
         baseline = fit_baseline(args.train, list(by_task), {s.name for s in specs if s.input == "pair"},
                                 args.skip_bad_rows)
@@ -76,6 +76,8 @@ def new_report(data: list[Path], documents: bool) -> dict:
 
 
 def finish(report: dict, folder: Path | None) -> None:
+    from training.report import format_report, write_report  # scikit-learn and matplotlib: only when used
+
     print(format_report(report))
     if folder:
         written = write_report(report, folder)
@@ -131,6 +133,7 @@ def evaluate_model(predictor, by_task: dict[str, list[Row]], documents: bool = F
 
     from serving.documents import analyze_documents
     from serving.predictor import Item
+    from training.report import NO_VERDICT, score_task
 
     specs = {name: predictor.manifest.task(name) for name in by_task}
     out = {}
