@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ UNCERTAIN = "uncertain"
 # depend on the texts batched with it; bf16 autocast keeps each row's computation independent.
 FAST_PATH = "bf16"
 PRECISIONS = ("fp32", "int8", "bf16")
+ONEDNN_CACHE_CAPACITY = 16
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class Predictor:
             torch.set_num_threads(threads)
         self._sessions = _onnx_sessions(Path(onnx), manifest, threads) if onnx else None
         precision = resolve_precision(fast, quantize, precision)
+        if precision != "fp32":
+            # oneDNN (bf16 and int8 products) keeps a compiled kernel per matrix shape, 1,024 by default, and
+            # nearly every batch brings a new shape: ~100 MB after 50 requests here. Read at its first use,
+            # so set before; an ONEDNN_PRIMITIVE_CACHE_CAPACITY of the user's own wins.
+            os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
         self.precision = precision
         self.quantized = precision == "int8" and not onnx
         self.model = None if onnx else _quantize(model) if self.quantized else model
