@@ -1,6 +1,9 @@
-"""Cost of the fast paths: macro-F1 per task with torch fp32 / int8 / bf16 and ONNX fp32 / int8, in one run.
+"""Cost of the fast paths: macro-F1 per task of every inference path against exact fp32, in one run.
 
-    python benchmarks/fast_path_accuracy.py --model MODELS/BUNDLE --data VAL.jsonl [--limit N]
+    python benchmarks/fast_path_accuracy.py --model MODELS/BUNDLE --data VAL.jsonl [--limit N] [--no-onnx]
+
+Paths: rasid's own BERT (serving.encoder) in fp32 (the reference), per-row int8 and bf16; the transformers
+model under torch's dynamic int8 (per-tensor activation scales); ONNX Runtime fp32 and int8.
 
 Decides serving.predictor.FAST_PATH (issue 6): a path may be the default only if it costs at most 0.5
 macro-F1 points on every task. Also prints paragraphs/s of each path on the same rows, and whether a text's
@@ -60,30 +63,36 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="labelled rasid JSONL (validation split)")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the two ONNX Runtime paths")
     args = parser.parse_args()
 
+    from serving.bundle import load_bundle
     from serving.predictor import Predictor
 
     rows = read_rows(args.data, args.limit)
-    folder = Path(tempfile.mkdtemp(prefix="rasid-bench-onnx-"))
-    for name, extra in (("fp32", []), ("int8", ["--int8"])):
-        subprocess.run([*RASID, "export", "--model", str(args.model), "--format", "onnx", "--out", str(folder / name),
-                        *extra], check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    paths = {"torch fp32": dict(precision="fp32"), "torch int8": dict(precision="int8"),
-             "torch bf16": dict(precision="bf16"), "onnx fp32": dict(onnx=folder / "fp32"),
-             "onnx int8": dict(onnx=folder / "int8")}
+    paths = {"fp32": lambda: Predictor.from_bundle(args.model, precision="fp32"),
+             "int8 per row": lambda: Predictor.from_bundle(args.model, precision="int8"),
+             "bf16": lambda: Predictor.from_bundle(args.model, precision="bf16"),
+             "transformers + torch dynamic int8": lambda: Predictor(*load_bundle(args.model), precision="int8")}
+    if args.onnx:
+        folder = Path(tempfile.mkdtemp(prefix="rasid-bench-onnx-"))
+        for name, extra in (("fp32", []), ("int8", ["--int8"])):
+            subprocess.run([*RASID, "export", "--model", str(args.model), "--format", "onnx", "--out",
+                            str(folder / name), *extra], check=True, cwd=REPO, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            paths[f"onnx {name}"] = lambda name=name: Predictor.from_bundle(args.model, onnx=folder / name)
     scores, dependence = {}, {}
-    for name, options in paths.items():
-        predictor = Predictor.from_bundle(args.model, **options)
+    for name, build in paths.items():
+        predictor = build()
         scores[name] = score(predictor, rows)
         dependence[name] = batch_dependence(predictor, rows)
-    reference = scores["torch fp32"][0]
+    reference = scores["fp32"][0]
     tasks = list(reference)
     print(f"\nmacro-F1 (points) on {len(rows)} rows of {args.data}, {time.strftime('%Y-%m-%d')}")
     print(table(["path", *tasks, "worst cost", "paragraphs/s", "batch effect", "flips"],
                 [[name, *(f1[t] for t in tasks), max(reference[t] - f1[t] for t in tasks), speed, *dependence[name]]
                  for name, (f1, speed) in scores.items()]))
-    for name in ("torch int8", "torch bf16"):
+    for name in ("int8 per row", "bf16"):
         cost = max(reference[t] - scores[name][0][t] for t in tasks)
         verdict = "may be the fast path" if cost <= MAX_COST else "must not be the default"
         print(f"{name} costs at most {cost:.2f} macro-F1 points (limit {MAX_COST}): {verdict}")

@@ -180,6 +180,21 @@ def test_model_describes_tasks_labels_inputs_metrics_and_limits(client, trained_
     assert body["max_length"] == manifest.max_length and body["base_model"] == manifest.base_model
     assert body["metrics"] == manifest.metrics.get("validation", {})
     assert body["limits"]["max_batch_items"] == 3
+    assert body["backend"] == "torch-fp32"  # the fast path on a CPU like this project's (README, Performance)
+
+
+def test_the_precision_setting_chooses_the_encoders_arithmetic(trained_bundle):
+    with TestClient(create_app(Settings(model_dir=trained_bundle, precision="int8"))) as client:
+        assert client.get("/v1/model").json()["backend"] == "torch-int8"
+        response = client.post("/v1/classify", json={"text": TOPIC[3][0]})
+        assert response.status_code == 200 and set(response.json()["predictions"]) == {"topic"}
+
+
+def test_an_unknown_precision_is_refused_at_start():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="precision"):
+        Settings(precision="fp8")
 
 
 def test_health_and_metrics(client):

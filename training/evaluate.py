@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--tasks", help="comma-separated tasks (default: every task of the bundle found in the data)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="plain fp32 torch instead of the fast path (int8): the exact trained model")
+                   help="exact fp32 instead of the fast path (see README, Performance): the trained model as it is")
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
     p.set_defaults(func=run)
 

@@ -34,7 +34,9 @@ def register(subparsers) -> None:
                    help="answer 'uncertain' when the top score is below P")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="plain fp32 torch instead of the fast path (int8): the exact trained model")
+                   help="exact fp32 instead of the fast path (see README, Performance): the trained model as it is")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"),
+                   help="arithmetic of the encoder, overriding the fast path (README, Performance)")
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
     p.set_defaults(func=run)
 
@@ -51,7 +53,8 @@ def run(args) -> int:
         raise RasidError(f"--batch-size must be at least 1, got {args.batch_size}.")
     if args.output.resolve() == args.input.resolve():
         raise RasidError("--output must not be the --input file.")
-    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast)
+    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast,
+                                      precision=args.precision)
     tasks = predictor.check_tasks([t.strip() for t in args.tasks.split(",") if t.strip()]) if args.tasks else None
     rows = read_rows([args.input], args.skip_bad_rows, tasks=[]).rows  # inputs need no labels
     rows = _rows_with_targets(rows, predictor, tasks, args.skip_bad_rows)

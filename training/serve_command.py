@@ -29,7 +29,10 @@ def register(subparsers) -> None:
     for name, (kind, text) in TUNING_FLAGS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
     parser.add_argument("--no-fast", dest="fast", action="store_false", default=None,
-                        help="plain fp32 torch instead of the fast path (int8), e.g. to compare (RASID_FAST=false)")
+                        help="exact fp32 instead of the fast path (see README, Performance), e.g. to compare (RASID_FAST=false)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
+                        help="arithmetic of the encoder, overriding the fast path: int8 is faster for a lone "
+                             "request at a measured accuracy cost (README, Performance) (RASID_PRECISION)")
     parser.set_defaults(func=run)
 
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from serving.errors import RasidError
 
     read_manifest(args.model)  # a wrong folder fails here, in one sentence, before a port is opened
-    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "fast") if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "fast", "precision") if getattr(args, name) is not None}
     try:
         settings = Settings(model_dir=args.model, **overrides)
     except ValidationError as error:

@@ -70,7 +70,7 @@ def build_router(models: RequestModels) -> APIRouter:
         return {"tasks": [{"name": t.name, "labels": list(t.labels), "input": t.input} for t in manifest.tasks],
                 "base_model": manifest.base_model, "max_length": manifest.max_length, "pooling": manifest.pooling,
                 "metrics": manifest.metrics.get("validation", {}), "rasid_version": manifest.rasid_version,
-                "created": manifest.created, "limits": service.limits()}
+                "created": manifest.created, "backend": service.predictor.backend, "limits": service.limits()}
 
     @router.get("/healthz", response_model=Status, tags=["health"], summary="200 while the process is alive")
     async def healthz():

@@ -145,6 +145,7 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any] = Field(description="Validation metrics per task, from training.")
     rasid_version: str
     created: str
+    backend: str = Field(description='What runs the encoder, e.g. "torch-fp32" or "torch-int8".')
     limits: dict[str, float] = Field(description="This service's request limits.")
 
 

@@ -39,7 +39,8 @@ class Service:
             return
         try:
             predictor = await asyncio.to_thread(Predictor.from_bundle, settings.model_dir,
-                                                batch_size=settings.max_batch_size, fast=settings.fast)
+                                                batch_size=settings.max_batch_size, fast=settings.fast,
+                                                precision=settings.precision)
         except Exception as error:  # noqa: BLE001  (reported by /readyz; the process stays up to say so)
             self.load_error = f"the model could not be loaded: {error}"
             log.exception("loading %s failed", settings.model_dir)

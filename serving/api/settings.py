@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,7 +30,8 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0)  # a request still waiting after this gets a 504
     max_batch_size: int = Field(32, ge=1)  # texts per model call: the batcher's batch, padded to the longest
     max_wait_ms: float = Field(2.0, ge=0)  # how long a lone text waits for company; under load batches fill while the model runs
-    fast: bool = True  # the predictor's fast path (int8 while it costs <= 0.5 macro-F1; see serving/predictor.py)
+    fast: bool = True  # the predictor's fast path, serving.predictor.FAST_PATH (costs <= 0.5 macro-F1 per task)
+    precision: Literal["fp32", "bf16", "int8"] | None = None  # overrides `fast`; int8 trades accuracy for speed
 
     @model_validator(mode="after")
     def _consistent(self):
