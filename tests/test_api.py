@@ -185,6 +185,7 @@ def test_model_describes_tasks_labels_inputs_metrics_and_limits(client, trained_
 
 def test_the_precision_setting_chooses_the_encoders_arithmetic(trained_bundle):
     with TestClient(create_app(Settings(model_dir=trained_bundle, precision="int8"))) as client:
+        wait_ready(client)
         assert client.get("/v1/model").json()["backend"] == "torch-int8"
         response = client.post("/v1/classify", json={"text": TOPIC[3][0]})
         assert response.status_code == 200 and set(response.json()["predictions"]) == {"topic"}

@@ -73,7 +73,7 @@ def test_a_head_that_does_not_match_its_labels_is_reported(bundle_copy):
 
 def test_reloaded_bundle_gives_identical_predictions(trained_bundle, tmp_path):
     manifest, model, tokenizer = load_bundle(trained_bundle)
-    first = Predictor(manifest, model, tokenizer).predict(["فاز الفريق بالكأس", "ارتفع سعر النفط"], targets="لقاح")
+    first = Predictor.from_bundle(trained_bundle).predict(["فاز الفريق بالكأس", "ارتفع سعر النفط"], targets="لقاح")
     save_bundle(tmp_path / "again", model, tokenizer, manifest)
     again = Predictor.from_bundle(tmp_path / "again").predict(["فاز الفريق بالكأس", "ارتفع سعر النفط"], targets="لقاح")
     assert again == first
