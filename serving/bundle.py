@@ -163,12 +163,13 @@ def load_bundle(path: Path, inference_dtype=None):
 
     path = Path(path)
     manifest = read_manifest(path)
-    if inference_dtype is not None and EncoderConfig.supports(_encoder_config(path)):
+    config = _encoder_config(path)
+    if inference_dtype is not None and EncoderConfig.supports(config):
         encoder = load_encoder(path, inference_dtype)
     else:
         from transformers import AutoModel
 
-        bert = _encoder_config(path).get("model_type") == "bert"
+        bert = config.get("model_type") == "bert"
         encoder = AutoModel.from_pretrained(path, add_pooling_layer=False) if bert else AutoModel.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = MultiTaskModel(encoder, {t.name: len(t.labels) for t in manifest.tasks}, pooling=manifest.pooling)

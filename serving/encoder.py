@@ -139,7 +139,11 @@ def load_encoder(folder: Path, dtype: torch.dtype = torch.float32) -> BertEncode
         raise BundleError(f"{folder} holds a {config.get('model_type')!r} encoder; serving.encoder runs BERT only.")
     # Built directly in its final dtypes, then overwritten from the file. (Building on the "meta" device to
     # skip the random initialisation costs more: its first use loads torch's meta kernels, 68 MB here.)
-    encoder = BertEncoder(EncoderConfig.from_dict(config), dtype).eval().requires_grad_(False)
+    try:
+        shape = EncoderConfig.from_dict(config)
+    except TypeError as error:  # a required field missing from config.json
+        raise BundleError(f"{folder / 'config.json'} is not a complete BERT config ({error}).") from error
+    encoder = BertEncoder(shape, dtype).eval().requires_grad_(False)
     missing = _read_into(folder / "model.safetensors", _destinations(encoder))
     if missing:
         raise BundleError(f"{folder / 'model.safetensors'} lacks {len(missing)} encoder tensors, e.g. {missing[:3]}.")
@@ -186,11 +190,12 @@ def _read_into(path: Path, destinations: dict[str, torch.Tensor]) -> list[str]:
                     continue
                 target, source_dtype = destinations[name], _SAFETENSORS_DTYPES.get(info["dtype"])
                 begin, end = info["data_offsets"]
-                if source_dtype is None or math.prod(info["shape"]) != target.numel():
+                size = source_dtype.itemsize if source_dtype is not None else 0
+                if not size or math.prod(info["shape"]) != target.numel() or end - begin != target.numel() * size:
                     raise BundleError(f"{path}: tensor {stored} is {info['dtype']} {info['shape']}, "
                                       f"expected {tuple(target.shape)}.")
                 handle.seek(start + begin)
-                flat, size = target.view(-1), source_dtype.itemsize
+                flat = target.view(-1)
                 for offset in range(0, target.numel(), _READ_CHUNK):
                     count = min(_READ_CHUNK, target.numel() - offset)
                     data = bytearray(handle.read(count * size))

@@ -32,7 +32,7 @@ def test_the_inference_core_imports_no_web_framework_datasets_or_scikit_learn():
 
 
 def test_the_rasid_command_line_loads_no_heavy_library_until_a_command_runs():
-    """`rasid serve` pays in memory for every module the parser imports (scikit-learn and pandas: ~130 MB)."""
+    """`rasid serve` pays in memory for every module the parser imports (scikit-learn and pandas: ~135 MB)."""
     import subprocess
     import sys
 
