@@ -4,8 +4,8 @@ Why not `transformers.BertModel` when serving: importing transformers' modeling 
 resident memory before any weight is loaded (measured here), and its weights can only be fp32 or cast by
 autocast on every call. This module reads `model.safetensors` straight into the parameters, in fp32 or in
 bf16, can turn the matrix products into per-row int8 (Int8Linear), fuses query/key/value into one product,
-and computes the same function: `tests/test_encoder.py` checks it against `transformers.BertModel` on the
-same weights.
+and spends no compute on padding: only a batch's real tokens go through the layers. It computes the same
+function: `tests/test_encoder.py` checks it against `transformers.BertModel` on the same weights.
 Training and export keep using transformers; only BERT-type encoders (e5, AraBERT, CAMeLBERT, MARBERT) run
 here, other architectures fall back to transformers.
 """
@@ -87,19 +87,28 @@ class Layer(nn.Module):
         self.ffn_out = nn.Linear(c.intermediate_size, c.hidden_size, dtype=dtype)
         self.ffn_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """x: the real tokens of all texts, packed [tokens, hidden]; lengths: tokens per text, in order."""
         # As under bf16 autocast: matrix products in the weights' dtype, residual sums and layer norms in fp32.
         dtype = self.dtype
-        batch, length, hidden = x.shape
-        q, k, v = self.qkv(x.to(dtype)).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-        attended = attended.transpose(1, 2).reshape(batch, length, hidden)
+        tokens, hidden = x.shape
+        qkv = self.qkv(x.to(dtype)).view(tokens, 3, self.heads, -1)
+        # Attention is the one step that mixes tokens, so it alone runs text by text; being unpadded, no
+        # text needs a mask.
+        attended = torch.cat([self._attend(text) for text in qkv.split(lengths)])
         x = self.attention_norm(x + self.attention_out(attended).float())
         return self.ffn_norm(x + self.ffn_out(F.gelu(self.ffn_in(x.to(dtype)))).float())
 
+    @staticmethod
+    def _attend(qkv: torch.Tensor) -> torch.Tensor:
+        length = qkv.shape[0]
+        q, k, v = qkv.permute(1, 2, 0, 3)[:, None]  # each [1, heads, length, head size]
+        # 4-d inputs: torch's fused CPU attention kernel takes only those (3-d falls back to a slower path)
+        return F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1).reshape(length, -1)
+
 
 class BertEncoder(nn.Module):
-    """The last hidden state [batch, length, hidden] (fp32) of a BERT encoder; no pooler."""
+    """The last hidden state [batch, length, hidden] (fp32; zeros at padding) of a BERT encoder; no pooler."""
 
     def __init__(self, config: EncoderConfig, dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -111,15 +120,21 @@ class BertEncoder(nn.Module):
         self.layers = nn.ModuleList(Layer(config, dtype) for _ in range(config.num_hidden_layers))
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
-        length = input_ids.shape[1]
-        x = self.word_embeddings(input_ids).float() + self.position_embeddings.weight[:length]
-        x = x + (self.token_type_embeddings(token_type_ids) if token_type_ids is not None
+        # Padding-free: only the real tokens go through the layers, packed into one [tokens, hidden] matrix,
+        # so a batch costs its tokens whatever its longest text (same result as masking the padding).
+        batch, length = input_ids.shape
+        real = attention_mask.bool()
+        lengths = real.sum(1).tolist()
+        positions = torch.arange(length).expand(batch, length)[real]  # absolute, as BERT counts them
+        x = self.word_embeddings(input_ids[real]).float() + self.position_embeddings(positions)
+        x = x + (self.token_type_embeddings(token_type_ids[real]) if token_type_ids is not None
                  else self.token_type_embeddings.weight[0])
         x = self.embedding_norm(x)
-        keep = attention_mask.bool()[:, None, None, :]  # [batch, 1, 1, length]: which keys a query may see
         for layer in self.layers:
-            x = layer(x, keep)
-        return x
+            x = layer(x, lengths)
+        padded = x.new_zeros(batch, length, x.shape[-1])
+        padded[real] = x
+        return padded
 
     def quantize_int8(self) -> "BertEncoder":
         """Replace the matrix products by Int8Linear (in place); the rest keeps computing in fp32."""

@@ -33,6 +33,21 @@ def test_the_plain_torch_encoder_matches_transformers_on_the_same_weights(traine
     assert torch.allclose(got[real], expected[real], atol=1e-5)
 
 
+def test_a_text_encodes_the_same_alone_and_padded_beside_a_longer_one(trained_bundle):
+    encoder = load_encoder(trained_bundle)
+    _, _, tokenizer = load_bundle(trained_bundle)
+    short, long = TOPIC[0][0], " ".join(t for t, _ in TOPIC[:4])
+    alone = tokenizer([short], return_tensors="pt")
+    batch = tokenizer([long, short], padding=True, return_tensors="pt")
+    assert batch["input_ids"].shape[1] > alone["input_ids"].shape[1]
+    with torch.inference_mode():
+        by_itself = encoder(**alone)[0]
+        beside = encoder(**batch)[1]
+    length = by_itself.shape[0]
+    assert torch.allclose(beside[:length], by_itself, atol=1e-5)
+    assert beside[length:].abs().max() == 0  # nothing is computed for the padding
+
+
 def test_bf16_weights_halve_the_matrices_and_stay_close_to_fp32(trained_bundle):
     fp32, bf16 = load_encoder(trained_bundle), load_encoder(trained_bundle, torch.bfloat16)
     assert bf16.layers[0].qkv.weight.dtype == torch.bfloat16
