@@ -278,6 +278,22 @@ def test_readyz_is_503_while_the_model_loads_and_healthz_answers(trained_bundle,
         assert client.post("/v1/classify", json={"text": TOPIC[0][0]}).status_code == 200
 
 
+def test_the_model_is_loaded_and_run_in_one_thread_only(trained_bundle, monkeypatch):
+    threads = []  # torch in two threads means two OpenMP teams fighting for the cores
+    load, predict = Predictor.from_bundle.__func__, Predictor.predict_items
+    monkeypatch.setattr(Predictor, "from_bundle",
+                        classmethod(lambda cls, *a, **k: threads.append(threading.get_ident()) or load(cls, *a, **k)))
+    monkeypatch.setattr(Predictor, "predict_items",
+                        lambda self, *a, **k: threads.append(threading.get_ident()) or predict(self, *a, **k))
+    with TestClient(create_app(Settings(model_dir=trained_bundle))) as client:
+        wait_ready(client)
+        for text, _ in TOPIC[:3]:
+            assert client.post("/v1/classify", json={"text": text}).status_code == 200
+        assert client.post("/v1/analyze", json={"text": ARTICLE}).status_code == 200
+    assert len(threads) >= 5 and len(set(threads)) == 1
+    assert threads[0] != threading.main_thread().ident
+
+
 def test_without_a_model_folder_readyz_says_why(tmp_path):
     with TestClient(create_app(Settings(model_dir=None))) as client:
         response = client.get("/readyz")

@@ -13,6 +13,13 @@ from serving.predictor import Item, ItemResult
 PredictFn = Callable[[list[Item], "list[str] | None"], list[ItemResult]]
 
 
+def model_thread_executor() -> ThreadPoolExecutor:
+    """The one thread that runs torch in a server. Each thread that calls torch gets its own OpenMP thread
+    team, and two teams on two cores fight for them for the rest of the process: a lone paragraph took 66 ms
+    once a second thread had run the model, 43 ms when only one ever had (benchmarks/model_thread.py)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rasid-model")
+
+
 class QueueFull(Exception):
     """More texts are waiting than max_queue_items allows: the client should retry later (429)."""
 
@@ -34,7 +41,10 @@ class Batcher:
     and the model never runs twice at once."""
 
     def __init__(self, predict: PredictFn, max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 max_queue_items: int = 512, on_batch: Callable[[int], None] | None = None):
+                 max_queue_items: int = 512, on_batch: Callable[[int], None] | None = None,
+                 model_thread: ThreadPoolExecutor | None = None):
+        """model_thread: a one-worker executor to run the model in (the one it was loaded in, see
+        Service.load); the batcher shuts it down on stop. None: the batcher starts its own."""
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
@@ -42,7 +52,7 @@ class Batcher:
         self._on_batch = on_batch or (lambda size: None)
         self._queue: deque[_Entry] = deque()
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rasid-model")
+        self._executor = model_thread or model_thread_executor()
         self._task: asyncio.Task | None = None
         self._closed = False
         self.pending = 0  # texts queued and not yet handed to the model

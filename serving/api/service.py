@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 
-from serving.api.batcher import Batcher, QueueFull, ShuttingDown
+from serving.api.batcher import Batcher, QueueFull, ShuttingDown, model_thread_executor
 from serving.api.metrics import Metrics
 from serving.api.settings import Settings
 from serving.errors import RasidError
@@ -29,7 +30,8 @@ class Service:
         self.load_error: str | None = None
 
     async def load(self) -> None:
-        """Load the bundle in a thread (so /healthz answers meanwhile), then start the batcher."""
+        """Load the bundle in the model thread (so /healthz answers meanwhile), then start the batcher on
+        that same thread: torch must only ever run in one thread (see model_thread_executor)."""
         from serving.predictor import Predictor  # torch: imported only when a model is loaded
 
         settings = self.settings
@@ -37,16 +39,19 @@ class Service:
             self.load_error = "no model folder is set: start with `rasid serve --model DIR` or set RASID_MODEL_DIR."
             log.error(self.load_error)
             return
+        model_thread = model_thread_executor()
+        load = functools.partial(Predictor.from_bundle, settings.model_dir, batch_size=settings.max_batch_size,
+                                 fast=settings.fast, precision=settings.precision)
         try:
-            predictor = await asyncio.to_thread(Predictor.from_bundle, settings.model_dir,
-                                                batch_size=settings.max_batch_size, fast=settings.fast,
-                                                precision=settings.precision)
+            predictor = await asyncio.get_running_loop().run_in_executor(model_thread, load)
         except Exception as error:  # noqa: BLE001  (reported by /readyz; the process stays up to say so)
+            model_thread.shutdown(wait=False)
             self.load_error = f"the model could not be loaded: {error}"
             log.exception("loading %s failed", settings.model_dir)
             return
         self.batcher = Batcher(predictor.predict_items, settings.max_batch_size, settings.max_wait_ms,
-                               settings.max_queue_items, on_batch=self.metrics.batch_size.observe)
+                               settings.max_queue_items, on_batch=self.metrics.batch_size.observe,
+                               model_thread=model_thread)
         self.metrics.queue_depth.set_function(lambda: self.batcher.pending)
         self.batcher.start()
         self.predictor = predictor
