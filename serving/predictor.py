@@ -45,8 +45,9 @@ class Predictor:
     """Answers tasks for texts (and text-target pairs) with a loaded bundle.
 
     Single-input tasks share one encoding of the text, pair tasks one encoding of (target, text), so a
-    paragraph costs at most two encoder passes whatever the number of tasks. Inputs are sorted by length
-    and padded per batch, so short texts do not pay for long ones.
+    paragraph costs at most two encoder passes whatever the number of tasks. serving.encoder spends nothing
+    on padding; for other encoders inputs are sorted by length and padded per batch, so short texts do not
+    pay for long ones.
     """
 
     def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool | None = None,
@@ -137,8 +138,8 @@ class Predictor:
             jobs.append((pair_tasks, with_target, [(normalize(items[k].target, settings), texts[k]) for k in with_target]))
             for k in set(range(len(items))) - set(with_target):
                 results[k].skipped_tasks = list(pair_tasks)
-        # Torch runs both kinds in the same padded batches (one encoder call for a paragraph's topic and
-        # stance); each ONNX graph takes one kind, so there the kinds run one after the other.
+        # Torch runs both kinds in the same batches (one encoder call for a paragraph's topic and stance);
+        # each ONNX graph takes one kind, so there the kinds run one after the other.
         groups = [jobs] if self._sessions is None else [[job] for job in jobs]
         for group in groups:
             outputs = self._run([(tasks, inputs) for tasks, _, inputs in group], progress)
