@@ -40,7 +40,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     class_weight_power: float = 0.5  # 0 none, 0.5 square root, 1 balanced: minority topics must not collapse
     freeze_embeddings: bool = False
-    bf16: bool = False  # autocast; faster on CPUs with AVX-512 bf16
+    bf16: bool = False  # autocast; for CPUs with AMX (without it, fp32 trained faster here) and recent GPUs
     pooling: str = "mean"
     save_steps: int = 200  # a resume point every this many optimiser steps
     max_steps: int = -1
@@ -87,7 +87,8 @@ def register(subparsers) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
     p.add_argument("--pooling", choices=["mean", "cls"], default="mean")
     p.add_argument("--freeze-embeddings", action="store_true", help="do not update the word-embedding matrix")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on CPUs with AVX-512 bf16)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast: for CPUs with AMX and recent GPUs; "
+                   "on a CPU without AMX it trained slower than fp32 (README, Performance)")
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of an interrupted run")
     p.add_argument("--run-dir", type=Path, help="checkpoint folder (default: <out>.run)")
