@@ -125,7 +125,8 @@ class BertEncoder(nn.Module):
         batch, length = input_ids.shape
         real = attention_mask.bool()
         lengths = real.sum(1).tolist()
-        positions = torch.arange(length).expand(batch, length)[real]  # absolute, as BERT counts them
+        # absolute positions, as BERT counts them
+        positions = torch.arange(length, device=input_ids.device).expand(batch, length)[real]
         x = self.word_embeddings(input_ids[real]).float() + self.position_embeddings(positions)
         x = x + (self.token_type_embeddings(token_type_ids[real]) if token_type_ids is not None
                  else self.token_type_embeddings.weight[0])
