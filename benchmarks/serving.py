@@ -1,6 +1,6 @@
 """Serving benchmark: `rasid serve` vs a plain FastAPI + pipeline app, over HTTP, on the same paragraphs.
 
-    python benchmarks/serving.py --model MODELS/BUNDLE --data VAL.jsonl [--hf-dir EXPORTED] [--seconds 30]
+    python benchmarks/serving.py --model MODELS/BUNDLE --data VAL.jsonl [--hf-dir EXPORTED] [--seconds 30] [--rounds 3]
 
 Each server runs alone (so they do not share the CPU), at 1 and 16 concurrent clients; every request asks
 topic + stance for one paragraph (stance only where the row has a target). Prints paragraphs/s, p50/p99
@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="at most, per server and concurrency")
     parser.add_argument("--tasks", default="topic,stance")
     parser.add_argument("--serve-args", default="", help="extra `rasid serve` arguments, e.g. '--no-fast'")
+    parser.add_argument("--rounds", type=int, default=1, help="rasid and anchor take turns this many times; "
+                        "the table gives the median round (this machine's speed drifts between minutes)")
     args = parser.parse_args()
 
     tasks = args.tasks.split(",")
@@ -74,23 +76,30 @@ def main() -> None:
         "anchor": lambda port: [sys.executable, "-m", "uvicorn", "benchmarks.anchor_app:app", "--port", str(port),
                                 "--log-level", "warning"],
     }
-    results = {}
-    for name, command in servers.items():
-        port = free_port()
-        process, ready_s = start_server(command(port), port, env={"ANCHOR_MODELS": str(hf_dir)})
-        try:
-            for clients in map(int, args.clients.split(",")):
-                results[name, clients] = asyncio.run(load(port, bodies, clients, args.seconds, args.requests))
-                print(f"{name} clients={clients}: {results[name, clients]}", flush=True)
-        finally:
-            stop(process)
+    results = {}  # (server, clients) -> one result per round
+    for round_ in range(args.rounds):
+        for name, command in servers.items():
+            port = free_port()
+            process, ready_s = start_server(command(port), port, env={"ANCHOR_MODELS": str(hf_dir)})
+            try:
+                for clients in map(int, args.clients.split(",")):
+                    result = asyncio.run(load(port, bodies, clients, args.seconds, args.requests))
+                    results.setdefault((name, clients), []).append(result)
+                    print(f"round {round_ + 1} {name} clients={clients}: {result}", flush=True)
+            finally:
+                stop(process)
     rows = []
     for clients in map(int, args.clients.split(",")):
-        r, a = results["rasid", clients], results["anchor", clients]
-        rows.append([clients, r["paragraphs_s"], a["paragraphs_s"], r["paragraphs_s"] / a["paragraphs_s"],
-                     r["p50_ms"], a["p50_ms"], r["p99_ms"], a["p99_ms"], r["errors"] + a["errors"]])
+        rounds = list(zip(results["rasid", clients], results["anchor", clients]))
+        ratios = sorted((r["paragraphs_s"] / a["paragraphs_s"], k) for k, (r, a) in enumerate(rounds))
+        ratio, k = ratios[len(ratios) // 2]  # the median round, reported whole
+        r, a = rounds[k]
+        spread = f"{ratios[0][0]:.2f}-{ratios[-1][0]:.2f}"
+        rows.append([clients, r["paragraphs_s"], a["paragraphs_s"], ratio, spread, r["p50_ms"], a["p50_ms"],
+                     r["p99_ms"], a["p99_ms"], sum(x["errors"] + y["errors"] for x, y in rounds)])
     print(f"\nserving, tasks {tasks}, {len(bodies)} paragraphs from {args.data}, {time.strftime('%Y-%m-%d')}")
-    print(table(["clients", "rasid para/s", "anchor para/s", "ratio", "rasid p50 ms", "anchor p50 ms",
+    print(f"median of {args.rounds} round(s); 'ratios' is the range over rounds")
+    print(table(["clients", "rasid para/s", "anchor para/s", "ratio", "ratios", "rasid p50 ms", "anchor p50 ms",
                  "rasid p99 ms", "anchor p99 ms", "errors"], rows))
 
 
