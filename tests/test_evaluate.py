@@ -40,6 +40,25 @@ def test_evaluate_writes_parseable_report(trained_bundle, sample_data, tmp_path,
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_scores_the_precision_asked_and_says_which_ran(trained_bundle, sample_data, tmp_path, capsys):
+    for precision in ("fp32", "int8"):
+        assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--tasks", "topic",
+                     "--precision", precision, "--report", str(tmp_path / precision)]) == 0
+    capsys.readouterr()
+    rasid = {p: json.loads((tmp_path / p / "report.json").read_text(encoding="utf-8"))["models"]["rasid"]
+             for p in ("fp32", "int8")}
+    assert rasid["fp32"]["description"].endswith("run on torch-fp32")
+    assert rasid["int8"]["description"].endswith("run on torch-int8")
+    assert rasid["int8"]["tasks"]["topic"]["n"] == rasid["fp32"]["tasks"]["topic"]["n"] == 24
+
+
+def test_the_command_line_offers_exactly_the_predictors_precisions():
+    from serving.predictor import PRECISIONS
+    from training.cli import PRECISIONS as OFFERED
+
+    assert set(OFFERED) == set(PRECISIONS)
+
+
 def test_evaluate_with_baseline_side_by_side(trained_bundle, sample_data, tmp_path, capsys):
     report_dir = tmp_path / "report"
     assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--tasks", "topic,stance",

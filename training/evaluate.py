@@ -14,6 +14,7 @@ from pathlib import Path
 
 from serving import __version__
 from serving.errors import DataError, RasidError
+from training.cli import add_arithmetic_options
 from training.data import Row, read_rows
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--train", nargs="+", type=Path, default=[], help="training files for --baseline")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task of the bundle found in the data)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="exact fp32 instead of the fast path (see README, Performance): the trained model as it is")
+    add_arithmetic_options(p)
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
     p.set_defaults(func=run)
 
@@ -47,14 +47,16 @@ def run(args) -> int:
         raise RasidError("--baseline trains the TF-IDF baseline: give its training files with --train FILE ...")
     if args.batch_size < 1:
         raise RasidError(f"--batch-size must be at least 1, got {args.batch_size}.")
-    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast)
+    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast,
+                                      precision=args.precision)
     tasks = predictor.check_tasks(parse_tasks(args.tasks))
     rows = read_rows(args.data, args.skip_bad_rows, tasks=tasks).rows
     specs = [predictor.manifest.task(t) for t in tasks]
     report = new_report(args.data, args.documents)
     by_task = rows_by_task(rows, specs, args.skip_bad_rows)
     report["models"]["rasid"] = {
-        "description": f"fine-tuned bundle {args.model} (base {predictor.manifest.base_model})",
+        "description": f"fine-tuned bundle {args.model} (base {predictor.manifest.base_model}), "
+                       f"run on {predictor.backend}",
         "tasks": evaluate_model(predictor, by_task, args.documents)}
     if args.baseline:
         from training.baseline import describe

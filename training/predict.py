@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from serving.errors import DataError, RasidError
+from training.cli import add_arithmetic_options
 from training.data import read_rows
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--abstain-below", type=float, metavar="P",
                    help="answer 'uncertain' when the top score is below P")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="exact fp32 instead of the fast path (see README, Performance): the trained model as it is")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"),
-                   help="arithmetic of the encoder, overriding the fast path (README, Performance)")
+    add_arithmetic_options(p)
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
     p.set_defaults(func=run)
 

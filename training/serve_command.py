@@ -7,6 +7,8 @@ import logging
 import signal
 from pathlib import Path
 
+from training.cli import add_arithmetic_options
+
 log = logging.getLogger("rasid.serve")
 
 # Flags for the settings an operator tunes per host; every other limit is an RASID_* variable
@@ -28,11 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000)
     for name, (kind, text) in TUNING_FLAGS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
-    parser.add_argument("--no-fast", dest="fast", action="store_false", default=None,
-                        help="exact fp32 instead of the fast path (see README, Performance), e.g. to compare (RASID_FAST=false)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
-                        help="arithmetic of the encoder, overriding the fast path: int8 is faster for a lone "
-                             "request at a measured accuracy cost (README, Performance) (RASID_PRECISION)")
+    add_arithmetic_options(parser, env=True)
     parser.set_defaults(func=run)
 
 
