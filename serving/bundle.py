@@ -156,7 +156,6 @@ def load_bundle(path: Path, inference_dtype=None):
     inference only, its matrix weights in that dtype (less memory than transformers; see that module).
     None, or an encoder of another architecture: the transformers model, fp32, trainable."""
     from safetensors.torch import load_file
-    from transformers import AutoTokenizer
 
     from serving.encoder import EncoderConfig, load_encoder
     from serving.model import MultiTaskModel
@@ -171,7 +170,7 @@ def load_bundle(path: Path, inference_dtype=None):
 
         bert = config.get("model_type") == "bert"
         encoder = AutoModel.from_pretrained(path, add_pooling_layer=False) if bert else AutoModel.from_pretrained(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     model = MultiTaskModel(encoder, {t.name: len(t.labels) for t in manifest.tasks}, pooling=manifest.pooling)
     heads = load_file(str(path / HEADS_FILE))
     for spec in manifest.tasks:
@@ -183,6 +182,13 @@ def load_bundle(path: Path, inference_dtype=None):
                               f"labels in {MANIFEST_FILE} ({error}).") from error
     model.eval()
     return manifest, model, tokenizer
+
+
+def load_tokenizer(path: Path):
+    """The bundle's tokenizer alone (what an ONNX export's graphs need beside the manifest)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(Path(path))
 
 
 def _encoder_config(path: Path) -> dict:

@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from serving.bundle import Manifest, load_bundle
+from serving.bundle import Manifest, load_bundle, load_tokenizer, read_manifest
 from serving.encoder import BertEncoder
 from serving.errors import RasidError
 from serving.normalize import normalize
@@ -84,6 +84,8 @@ class Predictor:
     def from_bundle(cls, path: Path, **options) -> "Predictor":
         """Load a bundle for inference. A BERT encoder runs on serving.encoder: fp32 weights for fp32, bf16
         weights for bf16 and int8 (half the memory; int8 quantises from them, a far coarser step than bf16's)."""
+        if options.get("onnx"):  # ONNX Runtime runs the graphs: no torch model to load
+            return cls(read_manifest(path), None, load_tokenizer(path), **options)
         precision = resolve_precision(options.get("fast", True), options.get("quantize"), options.get("precision"))
         dtype = torch.float32 if precision == "fp32" else torch.bfloat16
         manifest, model, tokenizer = load_bundle(path, inference_dtype=dtype)

@@ -102,9 +102,11 @@ def test_onnx_export_one_graph_per_input_kind_gives_the_bundles_scores(trained_b
         np.testing.assert_allclose(got[task], np.asarray(expected[task]), atol=TOLERANCE)
 
 
-def test_predictor_onnx_backend_answers_like_torch(trained_bundle, tmp_path):
+def test_predictor_onnx_backend_answers_like_torch_without_loading_the_torch_model(trained_bundle, tmp_path,
+                                                                                   monkeypatch):
     main(["export", "--model", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path)])
     plain = Predictor.from_bundle(trained_bundle, fast=False)
+    monkeypatch.setattr("serving.predictor.load_bundle", lambda *a, **k: pytest.fail("loaded the torch model"))
     onnx = Predictor.from_bundle(trained_bundle, onnx=tmp_path)
     assert onnx.backend == "onnxruntime"
     for mine, theirs in zip(onnx.predict(TEXTS, targets="لقاح كورونا"), plain.predict(TEXTS, targets="لقاح كورونا")):
