@@ -52,11 +52,16 @@ def test_evaluate_scores_the_precision_asked_and_says_which_ran(trained_bundle, 
     assert rasid["int8"]["tasks"]["topic"]["n"] == rasid["fp32"]["tasks"]["topic"]["n"] == 24
 
 
-def test_the_command_line_offers_exactly_the_predictors_precisions():
+def test_the_command_line_and_the_service_offer_exactly_the_predictors_precisions():
+    from typing import get_args
+
+    from serving.api.settings import Settings
     from serving.predictor import PRECISIONS
     from training.cli import PRECISIONS as OFFERED
 
     assert set(OFFERED) == set(PRECISIONS)
+    (literal, _none) = get_args(Settings.model_fields["precision"].annotation)
+    assert set(get_args(literal)) == set(PRECISIONS)
 
 
 def test_evaluate_with_baseline_side_by_side(trained_bundle, sample_data, tmp_path, capsys):
