@@ -23,7 +23,11 @@ RUN_FILE = "run.json"  # in the run folder: config and data hashes, so --resume 
 
 
 def load_encoder(base: str):
+    """The base's tokenizer and its encoder: a BERT on serving.encoder's padding-free layers (same function,
+    trains faster here: README, Performance), any other architecture as transformers loads it."""
     from transformers import AutoModel, AutoTokenizer
+
+    from serving.encoder import trainable_encoder
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(base)
@@ -33,7 +37,7 @@ def load_encoder(base: str):
             encoder = AutoModel.from_pretrained(base)
     except OSError as error:
         raise RasidError(f"cannot load the base encoder '{base}': {error}".rstrip(".") + ".") from error
-    return encoder, tokenizer
+    return trainable_encoder(encoder) or encoder, tokenizer
 
 
 class TrainingRun:
