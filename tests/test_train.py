@@ -30,6 +30,7 @@ def tiny_config(data, out, base, **overrides) -> TrainConfig:
     ("max_length", 4, "--max-length must be between 8 and 8192, got 4"),
     ("val_fraction", 1.5, "--val-fraction must be between 0 and 1, got 1.5"),
     ("class_weight_power", -1, "--class-weight-power must be in [0, 1], got -1"),
+    ("freeze_layers", -1, "--freeze-layers must be 0 or more, got -1"),
 ])
 def test_bad_options_are_rejected_with_their_value(tmp_path, option, value, message):
     with pytest.raises(RasidError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -58,6 +59,20 @@ def test_tasks_without_labels_in_the_data_are_refused(tmp_path, tiny_base, sampl
 def test_only_the_chosen_tasks_get_heads(tmp_path, tiny_base, sample_data):
     out = train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], epochs=1))
     assert Predictor.from_bundle(out).task_names == ["topic"]
+
+
+def test_frozen_layers_and_embeddings_keep_their_pretrained_weights_and_the_rest_trains(tmp_path, tiny_base, sample_data):
+    from safetensors.torch import load_file
+
+    out = train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], epochs=1, freeze_layers=1))
+    before, after = load_file(tiny_base / "model.safetensors"), load_file(out / "model.safetensors")
+    changed = {name for name in after if not torch.equal(after[name], before[name])}
+    assert changed and all(name.startswith("encoder.layer.1.") for name in changed)  # the tiny base has 2 layers
+
+
+def test_freezing_every_layer_is_refused(tmp_path, tiny_base, sample_data):
+    with pytest.raises(RasidError, match="would freeze every layer; the base has 2"):
+        train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], freeze_layers=2))
 
 
 def test_a_pair_task_receives_the_target_with_the_text(trained_bundle, monkeypatch):

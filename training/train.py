@@ -40,6 +40,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     class_weight_power: float = 0.5  # 0 none, 0.5 square root, 1 balanced: minority topics must not collapse
     freeze_embeddings: bool = False
+    freeze_layers: int = 0  # the embeddings and this many lowest layers stay as pretrained: no backward pass there
     bf16: bool = False  # autocast; for CPUs with AMX (without it, fp32 trained faster here) and recent GPUs
     pooling: str = "mean"
     save_steps: int = 200  # a resume point every this many optimiser steps
@@ -61,6 +62,7 @@ class TrainConfig:
             (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
             (0 <= self.class_weight_power <= 1, f"--class-weight-power must be in [0, 1], got {self.class_weight_power}"),
             (self.save_steps >= 1, f"--save-steps must be at least 1, got {self.save_steps}"),
+            (self.freeze_layers >= 0, f"--freeze-layers must be 0 or more, got {self.freeze_layers}"),
             (bool(self.data), "--data needs at least one file"),
         ]
         for ok, message in checks:
@@ -87,6 +89,8 @@ def register(subparsers) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
     p.add_argument("--pooling", choices=["mean", "cls"], default="mean")
     p.add_argument("--freeze-embeddings", action="store_true", help="do not update the word-embedding matrix")
+    p.add_argument("--freeze-layers", type=int, default=0, help="keep all embeddings and this many lowest layers "
+                   "as pretrained (no backward pass there: faster steps); default 0")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast: for CPUs with AMX and recent GPUs; "
                    "on a CPU without AMX it trained slower than fp32 (README, Performance)")
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")

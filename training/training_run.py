@@ -40,6 +40,25 @@ def load_encoder(base: str):
     return trainable_encoder(encoder) or encoder, tokenizer
 
 
+def freeze_lowest_layers(encoder, count: int) -> None:
+    """Keep all embeddings and the `count` lowest layers as pretrained. Nothing below the first trained layer
+    then needs a gradient, so autograd skips the whole backward pass there (the saving is in time, not only
+    in optimiser state)."""
+    from serving.encoder import BertEncoder
+
+    if isinstance(encoder, BertEncoder):
+        frozen, layers = [encoder.word_embeddings, encoder.position_embeddings, encoder.token_type_embeddings,
+                          encoder.embedding_norm], encoder.layers
+    elif hasattr(encoder, "embeddings") and hasattr(getattr(encoder, "encoder", None), "layer"):  # BERT-like
+        frozen, layers = [encoder.embeddings], encoder.encoder.layer
+    else:
+        raise RasidError(f"--freeze-layers knows BERT-like encoders only; this base is {type(encoder).__name__}.")
+    if count >= len(layers):
+        raise RasidError(f"--freeze-layers {count} would freeze every layer; the base has {len(layers)}.")
+    for module in [*frozen, *layers[:count]]:
+        module.requires_grad_(False)
+
+
 class TrainingRun:
     def __init__(self, config: TrainConfig, callbacks: list):
         self.config = config
@@ -147,6 +166,8 @@ class TrainingRun:
         model = MultiTaskModel(encoder, {s.name: len(s.labels) for s in specs}, pooling=c.pooling)
         if c.freeze_embeddings:
             model.encoder.get_input_embeddings().weight.requires_grad_(False)
+        if c.freeze_layers:
+            freeze_lowest_layers(model.encoder, c.freeze_layers)
         on_cpu = not torch.cuda.is_available()
         distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # started by torchrun / accelerate launch
         args = TrainingArguments(
