@@ -18,7 +18,7 @@ TRAIN_OPTIONS := --epochs 1 --max-length 96
 else
 TRAIN_OPTIONS := --epochs 3 --max-length 160
 endif
-# --bf16: the recipe of the published bundle. On this project's CPU (no AMX) fp32 trains 1.46x faster per step
+# --bf16: the recipe of the published bundle. On this project's CPU (no AMX) fp32 trained 1.51x faster per step
 # but one full fp32 run scored lower on two claim sets (README, Results); `make BF16=` trains in fp32.
 BF16 ?= --bf16
 TRAIN_OPTIONS += --batch-size 16 --lr 5e-5 $(BF16) --freeze-embeddings --save-steps 300

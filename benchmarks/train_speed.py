@@ -1,7 +1,7 @@
 """Training benchmark: `rasid train` vs a plain HF Trainer fp32 recipe, fixed steps, same data and validation.
 
     python benchmarks/train_speed.py --base BASE_DIR --data TRAIN.jsonl --val-data VAL.jsonl --steps 200 \
-        [--rasid-args "--freeze-embeddings" --rasid-args "--bf16 --freeze-embeddings" ...]
+        [--rasid-args "--freeze-embeddings" --rasid-args "--freeze-embeddings --freeze-layers 3" ...]
 
 rasid: one multi-task model, --steps optimiser steps (its own recipe: length-grouped batches, dynamic padding,
 plus --rasid-args; one rasid run per --rasid-args given). Anchor: what a user writes without rasid — one AutoModelForSequenceClassification per task,
