@@ -66,11 +66,13 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     torch's, so torch.manual_seed (and a resumed Trainer's restored RNG state) makes runs repeatable."""
     if not training or p == 0:
         return x
+    if x.device.type != "cpu":  # accelerators draw random numbers fast on their own
+        return F.dropout(x, p, True)
     seed = int(torch.randint(0, 2**62, (1,)))
     words = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw((x.numel() + 3) // 4)
     bits = torch.from_numpy(words.view(np.uint16)[: x.numel()].view(np.int16)).view(x.shape)
     scale = torch.where(bits >= -32768 + round(p * 65536), 1 / (1 - p), 0.0).to(x.dtype)
-    return x * scale.to(x.device)
+    return x * scale
 
 
 class Int8Linear(nn.Module):
@@ -133,10 +135,10 @@ class Layer(nn.Module):
         batched products on the texts padded to the longest (rasid trains on length-grouped batches, so
         there is little padding), the padding masked out of the keys."""
         batch, length = real.shape
-        where = real.view(-1).nonzero().squeeze(1)  # index_copy/index_select: far cheaper than mask indexing
+        where = _flat_positions(real)
         padded = qkv.new_zeros(batch * length, *qkv.shape[1:]).index_copy(0, where, qkv)
         q, k, v = padded.view(batch, length, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)  # [batch, heads, length, size]
-        masked_keys = torch.zeros(real.shape, dtype=q.dtype).masked_fill_(~real, torch.finfo(q.dtype).min)
+        masked_keys = q.new_zeros(real.shape).masked_fill_(~real, torch.finfo(q.dtype).min)
         scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2) + masked_keys[:, None, None, :]
         probabilities = dropout(scores.softmax(-1), self.attention_dropout, True)
         attended = (probabilities @ v).transpose(1, 2).reshape(batch * length, -1)
@@ -177,8 +179,7 @@ class BertEncoder(nn.Module):
         x = dropout(self.embedding_norm(x), self.config.hidden_dropout_prob, self.training)
         for layer in self.layers:
             x = layer(x, lengths, real)
-        where = real.view(-1).nonzero().squeeze(1)  # index_copy: far cheaper than mask assignment, and its backward
-        return x.new_zeros(batch * length, x.shape[-1]).index_copy(0, where, x).view(batch, length, -1)
+        return x.new_zeros(batch * length, x.shape[-1]).index_copy(0, _flat_positions(real), x).view(batch, length, -1)
 
     def get_input_embeddings(self) -> nn.Embedding:  # the name transformers models give it
         return self.word_embeddings
@@ -203,6 +204,12 @@ class BertEncoder(nn.Module):
             for name in ("qkv", "attention_out", "ffn_in", "ffn_out"):
                 setattr(layer, name, Int8Linear(getattr(layer, name)))
         return self
+
+
+def _flat_positions(real: torch.Tensor) -> torch.Tensor:
+    """Where a batch's real tokens sit in its flattened [batch * length] layout, in packing order: moving
+    rows with index_copy/index_select is far cheaper than boolean-mask indexing, forward and backward."""
+    return real.view(-1).nonzero().squeeze(1)
 
 
 def load_encoder(folder: Path, dtype: torch.dtype = torch.float32) -> BertEncoder:

@@ -70,9 +70,13 @@ def test_frozen_layers_and_embeddings_keep_their_pretrained_weights_and_the_rest
     assert changed and all(name.startswith("encoder.layer.1.") for name in changed)  # the tiny base has 2 layers
 
 
-def test_freezing_every_layer_is_refused(tmp_path, tiny_base, sample_data):
+def test_freezing_every_layer_is_refused_before_an_earlier_run_is_cleared(tmp_path, tiny_base, sample_data):
+    earlier = tmp_path / "m.run" / "checkpoint-5" / "model.safetensors"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"weights")
     with pytest.raises(RasidError, match="would freeze every layer; the base has 2"):
         train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], freeze_layers=2))
+    assert earlier.read_bytes() == b"weights"
 
 
 def test_a_pair_task_receives_the_target_with_the_text(trained_bundle, monkeypatch):

@@ -90,6 +90,11 @@ class TrainingRun:
 
             base = str(ensure_base())
         encoder, tokenizer = load_encoder(base)
+        # before the run folder is cleared: a freezing request the base cannot meet must not cost earlier checkpoints
+        if c.freeze_embeddings:
+            encoder.get_input_embeddings().weight.requires_grad_(False)
+        if c.freeze_layers:
+            freeze_lowest_layers(encoder, c.freeze_layers)
         # 4. examples
         settings = NormalizationSettings()
         train_columns = build_examples(train_rows, specs, settings)
@@ -164,10 +169,6 @@ class TrainingRun:
         c = self.config
         torch.manual_seed(c.seed)  # the heads' initial weights
         model = MultiTaskModel(encoder, {s.name: len(s.labels) for s in specs}, pooling=c.pooling)
-        if c.freeze_embeddings:
-            model.encoder.get_input_embeddings().weight.requires_grad_(False)
-        if c.freeze_layers:
-            freeze_lowest_layers(model.encoder, c.freeze_layers)
         on_cpu = not torch.cuda.is_available()
         distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # started by torchrun / accelerate launch
         args = TrainingArguments(
