@@ -31,6 +31,7 @@ def tiny_config(data, out, base, **overrides) -> TrainConfig:
     ("val_fraction", 1.5, "--val-fraction must be between 0 and 1, got 1.5"),
     ("class_weight_power", -1, "--class-weight-power must be in [0, 1], got -1"),
     ("freeze_layers", -1, "--freeze-layers must be 0 or more, got -1"),
+    ("keep_layers", -1, "--keep-layers must be 0 or more, got -1"),
 ])
 def test_bad_options_are_rejected_with_their_value(tmp_path, option, value, message):
     with pytest.raises(RasidError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -77,6 +78,32 @@ def test_freezing_every_layer_is_refused_before_an_earlier_run_is_cleared(tmp_pa
     with pytest.raises(RasidError, match="would freeze every layer; the base has 2"):
         train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], freeze_layers=2))
     assert earlier.read_bytes() == b"weights"
+
+
+def test_keeping_the_lowest_layers_gives_a_smaller_model_that_starts_from_those_layers(tmp_path, tiny_base, sample_data):
+    from safetensors.torch import load_file
+
+    out = train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], epochs=1, keep_layers=1,
+                            freeze_layers=0, freeze_embeddings=True))
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 1  # the tiny base has 2
+    weights = load_file(out / "model.safetensors")
+    assert not any(name.startswith("encoder.layer.1.") for name in weights)
+    assert any(name.startswith("encoder.layer.0.") for name in weights)
+    base = load_file(tiny_base / "model.safetensors")
+    assert torch.equal(weights["embeddings.word_embeddings.weight"], base["embeddings.word_embeddings.weight"])
+    predictor = Predictor.from_bundle(out)
+    assert len(predictor.model.encoder.layers) == 1
+    assert predictor.predict("فاز الفريق بالكأس")["topic"]["label"]
+
+
+def test_keeping_more_layers_than_the_base_has_is_refused(tmp_path, tiny_base, sample_data):
+    with pytest.raises(RasidError, match=r"--keep-layers 3 is more layers than the base has \(2\)"):
+        train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], keep_layers=3))
+
+
+def test_a_trimmed_base_can_still_freeze_all_but_its_top_layer(tmp_path, tiny_base, sample_data):
+    with pytest.raises(RasidError, match="would freeze every layer; the base has 1"):
+        train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], keep_layers=1, freeze_layers=1))
 
 
 def test_a_pair_task_receives_the_target_with_the_text(trained_bundle, monkeypatch):

@@ -40,6 +40,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     class_weight_power: float = 0.5  # 0 none, 0.5 square root, 1 balanced: minority topics must not collapse
     freeze_embeddings: bool = False
+    keep_layers: int = 0  # 0: all; else only this many lowest layers of the base (the rest dropped: smaller, faster)
     freeze_layers: int = 0  # the embeddings and this many lowest layers stay as pretrained: no backward pass there
     bf16: bool = False  # autocast; for CPUs with AMX (without it, fp32 trained faster here) and recent GPUs
     pooling: str = "mean"
@@ -62,6 +63,7 @@ class TrainConfig:
             (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
             (0 <= self.class_weight_power <= 1, f"--class-weight-power must be in [0, 1], got {self.class_weight_power}"),
             (self.save_steps >= 1, f"--save-steps must be at least 1, got {self.save_steps}"),
+            (self.keep_layers >= 0, f"--keep-layers must be 0 or more, got {self.keep_layers}"),
             (self.freeze_layers >= 0, f"--freeze-layers must be 0 or more, got {self.freeze_layers}"),
             (bool(self.data), "--data needs at least one file"),
         ]
@@ -89,6 +91,8 @@ def register(subparsers) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
     p.add_argument("--pooling", choices=["mean", "cls"], default="mean")
     p.add_argument("--freeze-embeddings", action="store_true", help="do not update the word-embedding matrix")
+    p.add_argument("--keep-layers", type=int, default=0, help="fine-tune only this many lowest layers of the base "
+                   "and drop the rest: a smaller model, faster to train and serve; default 0 (all)")
     p.add_argument("--freeze-layers", type=int, default=0, help="keep all embeddings and this many lowest layers "
                    "as pretrained (no backward pass there: faster steps); default 0")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast: for CPUs with AMX and recent GPUs; "
