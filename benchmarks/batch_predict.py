@@ -1,6 +1,6 @@
 """Batch benchmark: rasid's Predictor over a file vs `pipeline(batch_size=32)` per task, same paragraphs.
 
-    python benchmarks/batch_predict.py --model MODELS/BUNDLE --data VAL.jsonl [--hf-dir EXPORTED] [--limit 2000]
+    python benchmarks/batch_predict.py --model MODELS/BUNDLE --data VAL.jsonl [--hf-dir EXPORTED | --anchor-model BUNDLE] [--limit 2000]
 
 rasid: Predictor.from_bundle (what `rasid predict` runs), fast path on, all asked tasks in one call. Anchor:
 one pipeline per exported task, batch_size 32, truncation on, the text normalised as the export README says.
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import export_hf, read_rows, table  # noqa: E402
+from benchmarks.common import add_anchor_options, anchor_checkpoints, read_rows, table  # noqa: E402
 
 
 def run_rasid(model: Path, rows: list[dict], tasks: list[str], **options) -> float:
@@ -54,13 +54,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--hf-dir", type=Path)
+    add_anchor_options(parser)
     parser.add_argument("--tasks", default="topic,stance")
     parser.add_argument("--limit", type=int, default=2000, help="paragraphs read from --data")
     args = parser.parse_args()
 
     rows, tasks = read_rows(args.data, args.limit), args.tasks.split(",")
-    hf_dir = export_hf(args.model, args.hf_dir)
+    hf_dir = anchor_checkpoints(args)
     anchor = run_anchor(hf_dir, rows, tasks)
     fp32 = run_rasid(args.model, rows, tasks, fast=False)
     fast = run_rasid(args.model, rows, tasks)

@@ -20,11 +20,20 @@ def read_rows(path: Path, limit: int | None = None) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
-def export_hf(model: Path, hf_dir: Path | None) -> Path:
+def add_anchor_options(parser) -> None:
+    parser.add_argument("--hf-dir", type=Path,
+                        help="the anchor's `rasid export --format hf` folder (default: export now)")
+    parser.add_argument("--anchor-model", type=Path, help="the bundle the anchor exports (default: --model). Give "
+                        "a full-depth bundle when --model was trained with --keep-layers: the plain HF way "
+                        "fine-tunes the whole base")
+
+
+def anchor_checkpoints(args) -> Path:
     """The anchor's per-task checkpoints: given, or exported now into a temporary folder."""
-    if hf_dir:
-        return Path(hf_dir)
+    if args.hf_dir:
+        return Path(args.hf_dir)
     out = Path(tempfile.mkdtemp(prefix="rasid-bench-hf-"))
+    model = args.anchor_model or args.model
     subprocess.run([*RASID, "export", "--model", str(model), "--format", "hf", "--out", str(out)], check=True,
                    cwd=REPO, stdout=subprocess.DEVNULL)
     return out

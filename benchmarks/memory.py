@@ -1,7 +1,7 @@
 """Memory and cold start: peak RSS of `rasid serve` with the bundle vs the anchor app holding the exported
 per-task models in pipelines, and seconds from process start to GET /readyz answering 200.
 
-    python benchmarks/memory.py --model MODELS/BUNDLE --data VAL.jsonl [--hf-dir EXPORTED] [--requests 50]
+    python benchmarks/memory.py --model MODELS/BUNDLE --data VAL.jsonl [--hf-dir EXPORTED | --anchor-model BUNDLE] [--requests 50]
 
 Each server answers --requests requests (topic + stance) after it is ready, so the peak includes inference.
 """
@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import (RASID, export_hf, free_port, peak_rss_mb, read_rows, start_server,  # noqa: E402
-                               stop, table)
+from benchmarks.common import (RASID, add_anchor_options, anchor_checkpoints, free_port, peak_rss_mb,  # noqa: E402
+                               read_rows, start_server, stop, table)
 
 
 def measure(command, port: int, env: dict, bodies: list[dict]) -> tuple[float, float]:
@@ -35,14 +35,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--hf-dir", type=Path)
+    add_anchor_options(parser)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--serve-args", default="", help="extra `rasid serve` arguments")
     args = parser.parse_args()
 
     bodies = [{"text": r["text"], "target": r.get("target"), "tasks": ["topic", "stance"] if r.get("target") else ["topic"]}
               for r in read_rows(args.data, args.requests)]
-    hf_dir = export_hf(args.model, args.hf_dir)
+    hf_dir = anchor_checkpoints(args)
     rows = []
     for name, command in (
             ("rasid serve", lambda p: [*RASID, "serve", "--model", str(args.model), "--port", str(p),

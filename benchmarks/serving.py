@@ -1,6 +1,6 @@
 """Serving benchmark: `rasid serve` vs a plain FastAPI + pipeline app, over HTTP, on the same paragraphs.
 
-    python benchmarks/serving.py --model MODELS/BUNDLE --data VAL.jsonl [--hf-dir EXPORTED] [--seconds 30] [--rounds 3]
+    python benchmarks/serving.py --model MODELS/BUNDLE --data VAL.jsonl [--hf-dir EXPORTED | --anchor-model BUNDLE] [--seconds 30] [--rounds 3]
 
 Each server runs alone (so they do not share the CPU), at 1 and 16 concurrent clients; every request asks
 topic + stance for one paragraph (stance only where the row has a target). Prints paragraphs/s, p50/p99
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import RASID, export_hf, free_port, percentile, read_rows, start_server, stop, table  # noqa: E402
+from benchmarks.common import (RASID, add_anchor_options, anchor_checkpoints, free_port, percentile,  # noqa: E402
+                               read_rows, start_server, stop, table)
 
 
 async def load(port: int, bodies: list[dict], clients: int, seconds: float, requests: int) -> dict:
@@ -56,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="rasid bundle")
     parser.add_argument("--data", type=Path, required=True, help="rasid JSONL (text, target)")
-    parser.add_argument("--hf-dir", type=Path, help="`rasid export --format hf` of the bundle (default: export now)")
+    add_anchor_options(parser)
     parser.add_argument("--clients", default="1,16")
     parser.add_argument("--seconds", type=float, default=30.0, help="per server and concurrency")
     parser.add_argument("--requests", type=int, default=2000, help="at most, per server and concurrency")
@@ -69,7 +70,7 @@ def main() -> None:
     tasks = args.tasks.split(",")
     bodies = [{"text": r["text"], "target": r.get("target"),
                "tasks": [t for t in tasks if t == "topic" or r.get("target")]} for r in read_rows(args.data)]
-    hf_dir = export_hf(args.model, args.hf_dir)
+    hf_dir = anchor_checkpoints(args)
     servers = {
         "rasid": lambda port: [*RASID, "serve", "--model", str(args.model), "--port", str(port),
                                *shlex.split(args.serve_args)],
