@@ -132,3 +132,19 @@ def test_the_fast_path_is_the_default_and_can_be_turned_off(trained_bundle):
 
 def test_int8_export_of_hf_folders_is_refused(trained_bundle, tmp_path):
     assert main(["export", "--model", str(trained_bundle), "--format", "hf", "--int8", "--out", str(tmp_path)]) == 2
+
+
+def test_a_bundle_trained_with_fewer_layers_exports_at_its_own_depth(tmp_path, tiny_base, sample_data):
+    from transformers import AutoConfig
+
+    from training.train import TrainConfig, train
+
+    bundle = train(TrainConfig(data=[sample_data], out=tmp_path / "m", base=str(tiny_base), tasks=["topic"],
+                               epochs=1, batch_size=8, val_fraction=0.25, lr=1e-3, max_length=64, keep_layers=1))
+    predictor = Predictor.from_bundle(bundle, fast=False)
+    texts = [normalize(t, predictor.manifest.normalization) for t in TEXTS]
+    expected = predictor.probabilities([(t,) for t in texts], ["topic"])["topic"].numpy()
+    assert main(["export", "--model", str(bundle), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
+    assert AutoConfig.from_pretrained(tmp_path / "hf" / "topic", trust_remote_code=True).num_hidden_layers == 1
+    got = pipeline_scores(tmp_path / "hf" / "topic", texts, predictor.manifest.task("topic").labels, remote=True)
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE)
