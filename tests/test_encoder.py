@@ -80,6 +80,19 @@ def test_int8_runs_the_plain_torch_encoder_in_int8(trained_bundle):
     assert set(predictor.predict(TOPIC[0][0])) == {"topic"}
 
 
+def test_int8_quantises_the_exact_weights_and_keeps_fp32_word_embeddings(trained_bundle):
+    from serving.encoder import Int8Linear
+
+    int8 = Predictor.from_bundle(trained_bundle, precision="int8").model.encoder
+    exact = load_encoder(trained_bundle)  # fp32, as trained
+    assert int8.word_embeddings.weight.dtype == torch.float32
+    assert torch.equal(int8.word_embeddings.weight, exact.word_embeddings.weight)
+    for name in ("qkv", "attention_out", "ffn_in", "ffn_out"):
+        expected = Int8Linear(getattr(exact.layers[-1], name))
+        got = getattr(int8.layers[-1], name)
+        assert torch.equal(got.weight_t, expected.weight_t) and torch.equal(got.weight_scale, expected.weight_scale)
+
+
 def test_a_truncated_weights_file_is_a_bundle_error(bundle_copy):
     weights = bundle_copy / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1000])
