@@ -6,7 +6,8 @@ Layout (format 1):
   heads.safetensors                one linear head per task: "<task>.weight", "<task>.bias"
   rasid.json                       the manifest: tasks and their ordered labels, input kinds,
                                    normalisation, max length, pooling, base, training config,
-                                   data hashes, validation metrics, rasid version
+                                   data hashes, validation metrics (and what per-row int8
+                                   costs on them, which decides the fast path), rasid version
 """
 
 from __future__ import annotations
@@ -119,6 +120,16 @@ def read_manifest(path: Path) -> Manifest:
     if missing:
         raise BundleError(f"bundle {path} is missing {', '.join(missing)}; rebuild it with `rasid train`.")
     return manifest
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    """Rewrite an existing bundle's manifest (e.g. with new measurements), atomically: a reader sees the old
+    one or the new one, never half of either."""
+    read_manifest(path)  # an existing, complete bundle
+    target = Path(path) / MANIFEST_FILE
+    temporary = target.with_name(f".{MANIFEST_FILE}.writing")
+    temporary.write_text(json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, target)
 
 
 def save_bundle(path: Path, model, tokenizer, manifest: Manifest) -> Path:

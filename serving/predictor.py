@@ -17,13 +17,13 @@ from serving.errors import RasidError
 from serving.normalize import normalize
 
 UNCERTAIN = "uncertain"
-# What the fast path (fast=True, the default of `rasid serve`, `rasid predict` and `rasid evaluate`) runs,
-# chosen by benchmarks/fast_path_accuracy.py and benchmarks/precision_speed.py (numbers in the README). On
-# this project's 2-core CPU (AVX-512 with bf16 and VNNI instructions, no AMX) serving.encoder in fp32 is the
-# fastest path that costs nothing: bf16 ran slower than fp32 at every batch size, and per-row int8 is 1.6x
-# faster for a lone paragraph but cost 0.63 macro-F1 on stance (the limit is 0.5), so it is opt-in
-# (precision="int8", `--precision int8`).
-FAST_PATH = "fp32"
+# The fast path (fast=True, the default of `rasid serve`, `rasid predict` and `rasid evaluate`) is serving.encoder's
+# per-row int8 for a bundle whose own validation data showed int8 costing at most MAX_INT8_COST macro-F1 points
+# on every task (`rasid train` measures it; `rasid check-int8` does for older bundles), and fp32 otherwise. Per
+# bundle, because the cost is: 0.25, 0.37 and 0.90 points on three bundles trained here on the same data
+# (README, Performance). On this project's 2-core CPU (AVX-512 with bf16 and VNNI, no AMX) int8 served 1.4x
+# faster than fp32, and bf16 was slower than fp32 at every batch size, so bf16 is never the fast path.
+MAX_INT8_COST = 0.5
 PRECISIONS = ("fp32", "int8", "bf16")
 ONEDNN_CACHE_CAPACITY = 16
 
@@ -53,7 +53,7 @@ class Predictor:
     def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool | None = None,
                  fast: bool = True, threads: int | None = None, onnx: Path | None = None,
                  precision: str | None = None):
-        """fast=False: plain fp32 torch, exactly the trained model. fast=True: FAST_PATH.
+        """fast=False: plain fp32 torch, exactly the trained model. fast=True: fast_precision(manifest).
         precision ("fp32", "int8", "bf16") overrides both; quantize=True/False is shorthand for int8/fp32.
         onnx: a `rasid export --format onnx` folder of this bundle, run by ONNX Runtime instead of torch.
         threads: intra-op threads (process-wide in torch); None keeps torch's default, one per core."""
@@ -63,7 +63,12 @@ class Predictor:
         if threads:
             torch.set_num_threads(threads)
         self._sessions = _onnx_sessions(Path(onnx), manifest, threads) if onnx else None
-        precision = resolve_precision(fast, quantize, precision)
+        chosen = precision is not None or quantize is not None
+        precision = resolve_precision(fast, quantize, precision, manifest)
+        if precision == "int8" and not chosen and model is not None and not isinstance(model.encoder, BertEncoder):
+            # The fast path's int8 is serving.encoder's per-row int8. Other encoders would get torch's dynamic
+            # int8, whose per-batch scales cost far more (14 macro-F1 on claim, README): they stay fp32.
+            precision = "fp32"
         if precision != "fp32":
             # oneDNN (bf16 and int8 products) keeps a compiled kernel per matrix shape, 1,024 by default, and
             # nearly every batch brings a new shape (bf16, 50 single requests: 573 MB uncapped, 541 MB with a
@@ -88,7 +93,8 @@ class Predictor:
         fp32 (README, Performance), although bf16's rounding step is far finer than int8's."""
         if options.get("onnx"):  # ONNX Runtime runs the graphs: no torch model to load
             return cls(read_manifest(path), None, load_tokenizer(path), **options)
-        precision = resolve_precision(options.get("fast", True), options.get("quantize"), options.get("precision"))
+        precision = resolve_precision(options.get("fast", True), options.get("quantize"), options.get("precision"),
+                                      read_manifest(path))
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         manifest, model, tokenizer = load_bundle(path, inference_dtype=dtype)
         return cls(manifest, model, tokenizer, **options)
@@ -213,16 +219,33 @@ class Predictor:
         return {"label": label, "score": score, "scores": {l: float(p) for l, p in zip(labels, probabilities)}}
 
 
-def resolve_precision(fast: bool = True, quantize: bool | None = None, precision: str | None = None) -> str:
+def resolve_precision(fast: bool = True, quantize: bool | None = None, precision: str | None = None,
+                      manifest: Manifest | None = None) -> str:
     """The precision a Predictor runs at: `precision` if given, else int8/fp32 for quantize=True/False,
-    else FAST_PATH or fp32. bf16 falls back to fp32 on CPUs without bf16 instructions (emulated, slower)."""
+    else the bundle's fast path (fast=True) or fp32. bf16 falls back to fp32 on CPUs without bf16
+    instructions (emulated, slower)."""
     if precision is None:
-        precision = {True: "int8", False: "fp32"}.get(quantize, FAST_PATH if fast else "fp32")
+        precision = {True: "int8", False: "fp32"}.get(quantize, fast_precision(manifest) if fast else "fp32")
     if precision not in PRECISIONS:
         raise RasidError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         precision = "fp32"
     return precision
+
+
+def int8_costs(manifest: Manifest | None) -> dict[str, float] | None:
+    """Macro-F1 points per task that per-row int8 lost against fp32 on the bundle's validation data, as
+    recorded in its manifest; None if never measured."""
+    recorded = (manifest.metrics.get("int8_cost") or {}) if manifest is not None else {}
+    return recorded.get("macro_f1_points")
+
+
+def fast_precision(manifest: Manifest | None) -> str:
+    """int8 where this bundle's own measurement showed it within MAX_INT8_COST on every task, else fp32."""
+    costs = int8_costs(manifest)
+    if not costs or set(costs) != {t.name for t in manifest.tasks}:  # a task never measured: no evidence
+        return "fp32"
+    return "int8" if max(costs.values()) <= MAX_INT8_COST else "fp32"
 
 
 def _computes_in_bf16(encoder) -> bool:

@@ -11,7 +11,7 @@ from serving.api.batcher import Batcher, QueueFull
 from serving.api.main import create_app
 from serving.api.settings import Settings
 from serving.bundle import read_manifest
-from serving.predictor import Item, ItemResult, Predictor
+from serving.predictor import Item, ItemResult, Predictor, fast_precision
 from tests.samples import ARTICLE, CLAIM, STANCE, TOPIC
 
 LIMITS = dict(max_text_chars=300, max_target_chars=50, max_article_chars=2000, max_batch_items=3,
@@ -180,7 +180,7 @@ def test_model_describes_tasks_labels_inputs_metrics_and_limits(client, trained_
     assert body["max_length"] == manifest.max_length and body["base_model"] == manifest.base_model
     assert body["metrics"] == manifest.metrics.get("validation", {})
     assert body["limits"]["max_batch_items"] == 3
-    assert body["backend"] == "torch-fp32"  # the fast path on a CPU like this project's (README, Performance)
+    assert body["backend"] == f"torch-{fast_precision(manifest)}"  # the bundle's fast path (tests/test_fast_path.py)
 
 
 def test_the_precision_setting_chooses_the_encoders_arithmetic(trained_bundle):

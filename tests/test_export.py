@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from serving.normalize import normalize
-from serving.predictor import FAST_PATH, Predictor
+from serving.predictor import Predictor
 from tests.samples import STANCE, TOPIC
 from training.cli import main
 
@@ -121,13 +121,6 @@ def test_onnx_int8_export_runs_and_gives_distributions(trained_bundle, tmp_path)
     assert json.loads((tmp_path / "rasid_onnx.json").read_text(encoding="utf-8"))["int8"] is True
     got = onnx_probabilities(tmp_path, "single", predictor.tokenizer, singles)["topic"]
     np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-5)
-
-
-def test_the_fast_path_is_the_default_and_can_be_turned_off(trained_bundle):
-    assert Predictor.from_bundle(trained_bundle).backend in {f"torch-{FAST_PATH}", "torch-fp32"}  # fp32: no bf16 CPU
-    assert Predictor.from_bundle(trained_bundle, precision="int8").backend == "torch-int8"
-    assert Predictor.from_bundle(trained_bundle, fast=False).backend == "torch-fp32"
-    assert Predictor.from_bundle(trained_bundle, quantize=False).backend == "torch-fp32"
 
 
 def test_int8_export_of_hf_folders_is_refused(trained_bundle, tmp_path):

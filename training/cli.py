@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "training.evaluate",
     "training.baseline",
     "training.export",
+    "training.precision_check",
     "training.serve_command",
 ]
 

@@ -163,7 +163,23 @@ class TrainingRun:
             data=data, metrics={"validation": metrics})
         save_bundle(c.out, trainer.model, tokenizer, manifest)
         log.info("bundle written to %s", c.out)
+        self._check_int8(encoder, val_rows)
         return c.out
+
+    def _check_int8(self, encoder, val_rows) -> None:
+        """Record what per-row int8 costs this bundle on its validation rows: it decides the fast path.
+        Only serving.encoder's BERTs have per-row int8; a failure here leaves the bundle on fp32, not lost."""
+        from serving.encoder import BertEncoder
+        from training.precision_check import record_int8_cost
+
+        if not isinstance(encoder, BertEncoder):
+            return
+        c = self.config
+        data = [str(p) for p in c.val_data] or [f"validation split ({c.val_fraction:g} of the data)"]
+        try:
+            record_int8_cost(c.out, val_rows, data, skip_bad_rows=True)
+        except RasidError as error:
+            log.warning("int8 cost not measured (%s); the fast path stays fp32", error)
 
     def _prepare_run_dir(self, data: list[dict]) -> None:
         import json
