@@ -1,12 +1,13 @@
 """Cost of the fast paths: macro-F1 per task of every inference path against exact fp32, in one run.
 
-    python benchmarks/fast_path_accuracy.py --model MODELS/BUNDLE --data VAL.jsonl [--limit N] [--no-onnx]
+    python benchmarks/fast_path_accuracy.py --model MODELS/BUNDLE --data VAL.jsonl [--limit N] [--no-onnx] [--paths 'fp32,int8 per row']
 
 Paths: rasid's own BERT (serving.encoder) in fp32 (the reference), per-row int8 and bf16; the transformers
 model under torch's dynamic int8 (per-tensor activation scales); ONNX Runtime fp32 and int8.
 
-Decides serving.predictor.FAST_PATH (issue 6): a path may be the default only if it costs at most 0.5
-macro-F1 points on every task. Also prints paragraphs/s of each path on the same rows, and whether a text's
+A path may be a default only if it costs at most 0.5 macro-F1 points on every task (issue 6). Which paths
+are candidates is decided here; whether a given bundle runs int8 is decided by its own recorded cost
+(`rasid check-int8`, serving.predictor.fast_precision), since the cost differs between bundles. Also prints paragraphs/s of each path on the same rows, and whether a text's
 answer depends on the texts batched with it (max score change, alone vs in a batch of 32).
 """
 
