@@ -20,9 +20,10 @@ UNCERTAIN = "uncertain"
 # The fast path (fast=True, the default of `rasid serve`, `rasid predict` and `rasid evaluate`) is serving.encoder's
 # per-row int8 for a bundle whose own validation data showed int8 costing at most MAX_INT8_COST macro-F1 points
 # on every task (`rasid train` measures it; `rasid check-int8` does for older bundles), and fp32 otherwise. Per
-# bundle, because the cost is: 0.25, 0.37 and 0.90 points on three bundles trained here on the same data
-# (README, Performance). On this project's 2-core CPU (AVX-512 with bf16 and VNNI, no AMX) int8 served 1.4x
-# faster than fp32, and bf16 was slower than fp32 at every batch size, so bf16 is never the fast path.
+# bundle, because the cost is: worst task 0.25 to 0.90 points on four bundles trained here on the same data
+# (README, Performance). On this project's 2-core CPU (AVX-512 with bf16 and VNNI, no AMX) int8 ran 1.33x
+# faster than fp32 over the validation rows, and bf16 slower than fp32 at every batch size, so bf16 is never
+# the fast path.
 MAX_INT8_COST = 0.5
 PRECISIONS = ("fp32", "int8", "bf16")
 ONEDNN_CACHE_CAPACITY = 16

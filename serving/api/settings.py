@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0)  # a request still waiting after this gets a 504
     max_batch_size: int = Field(32, ge=1)  # texts per model call: the batcher's batch (no compute on padding)
     max_wait_ms: float = Field(2.0, ge=0)  # how long a lone text waits for company; under load batches fill while the model runs
-    fast: bool = True  # the predictor's fast path, serving.predictor.FAST_PATH (costs <= 0.5 macro-F1 per task)
+    fast: bool = True  # the bundle's fast path, serving.predictor.fast_precision (costs <= 0.5 macro-F1 per task)
     precision: Literal["fp32", "bf16", "int8"] | None = None  # overrides `fast`; int8 trades accuracy for speed
 
     @model_validator(mode="after")
