@@ -83,3 +83,28 @@ def test_rewriting_a_manifest_needs_a_complete_bundle(bundle_copy, tmp_path):
     write_manifest(bundle_copy, manifest)
     assert read_manifest(bundle_copy).metrics["note"] == "kept"
     assert not list(bundle_copy.glob(".rasid.json*"))  # no temporary left behind
+
+
+def tiny_training(sample_data, out, tiny_base, **options):
+    from training.train import TrainConfig, train
+
+    return train(TrainConfig(data=[sample_data], out=out, base=str(tiny_base), tasks=["topic"], epochs=1,
+                             batch_size=8, val_fraction=0.25, lr=1e-3, max_length=64, **options))
+
+
+def test_training_can_skip_the_int8_check_and_the_bundle_then_runs_fp32(tmp_path, tiny_base, sample_data):
+    bundle = tiny_training(sample_data, tmp_path / "m", tiny_base, int8_check=False)
+    assert "int8_cost" not in read_manifest(bundle).metrics
+    assert Predictor.from_bundle(bundle).backend == "torch-fp32"
+
+
+def test_a_failed_int8_check_keeps_the_trained_bundle_on_fp32(tmp_path, tiny_base, sample_data, monkeypatch, caplog):
+    import training.precision_check
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no int8 kernels on this CPU")
+
+    monkeypatch.setattr(training.precision_check, "record_int8_cost", broken)
+    bundle = tiny_training(sample_data, tmp_path / "m", tiny_base)
+    assert "int8 cost not measured (no int8 kernels on this CPU)" in caplog.text
+    assert Predictor.from_bundle(bundle).backend == "torch-fp32"

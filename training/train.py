@@ -47,6 +47,7 @@ class TrainConfig:
     save_steps: int = 200  # a resume point every this many optimiser steps
     max_steps: int = -1
     skip_bad_rows: bool = False
+    int8_check: bool = True  # after training: what per-row int8 costs on the validation rows (decides the fast path)
     resume: bool = False
     run_dir: Path | None = None  # checkpoints; default: <out>.run beside the bundle
 
@@ -98,6 +99,9 @@ def register(subparsers) -> None:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast: for CPUs with AMX and recent GPUs; "
                    "on a CPU without AMX it trained slower than fp32 (README, Performance)")
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
+    p.add_argument("--no-int8-check", dest="int8_check", action="store_false",
+                   help="skip measuring int8 on the validation rows after training (two inference passes); "
+                        "the bundle's fast path is then fp32 until `rasid check-int8`")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of an interrupted run")
     p.add_argument("--run-dir", type=Path, help="checkpoint folder (default: <out>.run)")
     p.set_defaults(func=run)

@@ -172,20 +172,21 @@ class TrainingRun:
         from serving.encoder import BertEncoder
         from training.precision_check import record_int8_cost
 
-        if not isinstance(encoder, BertEncoder):
-            return
         c = self.config
+        if not c.int8_check or not isinstance(encoder, BertEncoder):
+            return
         data = [str(p) for p in c.val_data] or [f"validation split ({c.val_fraction:g} of the data)"]
         try:
             record_int8_cost(c.out, val_rows, data, skip_bad_rows=True)
-        except RasidError as error:
-            log.warning("int8 cost not measured (%s); the fast path stays fp32", error)
+        except Exception as error:  # noqa: BLE001  (e.g. a CPU without int8 kernels: the bundle is written already)
+            log.warning("int8 cost not measured (%s); the fast path stays fp32 (`rasid check-int8` can retry)", error)
 
     def _prepare_run_dir(self, data: list[dict]) -> None:
         import json
 
         c = self.config
-        identity = {"config": {k: v for k, v in c.to_dict().items() if k not in {"resume", "skip_bad_rows"}},
+        identity = {"config": {k: v for k, v in c.to_dict().items()
+                               if k not in {"resume", "skip_bad_rows", "int8_check"}},  # none changes the weights
                     "data": [d["sha256"] for d in data]}
         run_file = c.run_dir / RUN_FILE
         if c.resume:
