@@ -108,3 +108,14 @@ def test_a_failed_int8_check_keeps_the_trained_bundle_on_fp32(tmp_path, tiny_bas
     bundle = tiny_training(sample_data, tmp_path / "m", tiny_base)
     assert "int8 cost not measured (no int8 kernels on this CPU)" in caplog.text
     assert Predictor.from_bundle(bundle).backend == "torch-fp32"
+
+
+def test_check_int8_on_data_for_some_tasks_only_says_the_others_were_not_measured(bundle_copy, tmp_path, capsys):
+    from tests.conftest import write_jsonl
+    from tests.samples import TOPIC
+
+    data = write_jsonl(tmp_path / "v.jsonl", [{"text": text, "topic": label} for text, label in TOPIC])
+    assert main(["check-int8", "--model", str(bundle_copy), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "not measured, no labelled rows in the data: claim, stance" in out  # in the manifest's task order
+    assert f"fast path of {bundle_copy}: fp32" in out

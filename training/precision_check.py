@@ -33,6 +33,9 @@ def run(args) -> int:
     costs = manifest.metrics["int8_cost"]["macro_f1_points"]
     for task, cost in costs.items():
         print(f"{task}: int8 costs {cost:.2f} macro-F1 points")
+    unmeasured = [t.name for t in manifest.tasks if t.name not in costs]
+    if unmeasured:
+        print(f"not measured, no labelled rows in the data: {', '.join(unmeasured)} (the fast path needs every task)")
     print(f"fast path of {args.model}: {fast_precision(manifest)} (int8 only if it costs at most {MAX_INT8_COST} "
           "on every task)")
     return 0
