@@ -154,6 +154,10 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_where_an_u
 
     with pytest.raises(RasidError, match="options changed: \\['epochs'\\]"):
         train(tiny_config(sample_data, tmp_path / "m", tiny_base, save_steps=3, epochs=4, resume=True))
+    run_file = config.run_dir / "run.json"  # as a rasid from before --keep-layers wrote it
+    older = json.loads(run_file.read_text(encoding="utf-8"))
+    del older["config"]["keep_layers"]
+    run_file.write_text(json.dumps(older), encoding="utf-8")
     start = RecordStart()
     resumed = train(tiny_config(sample_data, tmp_path / "m", tiny_base, save_steps=3, epochs=3, resume=True),
                     callbacks=[start])

@@ -193,6 +193,9 @@ class TrainingRun:
             if not run_file.is_file() or not any(c.run_dir.glob("checkpoint-*")):
                 raise RasidError(f"--resume: no checkpoint in {c.run_dir} to continue from; run without --resume.")
             earlier = json.loads(run_file.read_text(encoding="utf-8"))
+            # an option added to rasid since that run was started had its default then
+            defaults = TrainConfig(data=[Path("x")], out=Path("x")).to_dict()
+            earlier["config"] = {k: earlier["config"].get(k, defaults.get(k)) for k in identity["config"]}
             if earlier != identity:
                 changed = sorted(k for k in identity["config"] if identity["config"][k] != earlier["config"].get(k))
                 what = "the data files changed" if earlier["data"] != identity["data"] else f"options changed: {changed}"
