@@ -234,16 +234,10 @@ def resolve_precision(fast: bool = True, quantize: bool | None = None, precision
     return precision
 
 
-def int8_costs(manifest: Manifest | None) -> dict[str, float] | None:
-    """Macro-F1 points per task that per-row int8 lost against fp32 on the bundle's validation data, as
-    recorded in its manifest; None if never measured."""
-    recorded = (manifest.metrics.get("int8_cost") or {}) if manifest is not None else {}
-    return recorded.get("macro_f1_points")
-
-
 def fast_precision(manifest: Manifest | None) -> str:
-    """int8 where this bundle's own measurement showed it within MAX_INT8_COST on every task, else fp32."""
-    costs = int8_costs(manifest)
+    """int8 where this bundle's own measurement (macro-F1 points per task that per-row int8 lost against fp32,
+    recorded in its manifest) showed it within MAX_INT8_COST on every task, else fp32."""
+    costs = (manifest.metrics.get("int8_cost") or {}).get("macro_f1_points") if manifest is not None else None
     if not costs or set(costs) != {t.name for t in manifest.tasks}:  # a task never measured: no evidence
         return "fp32"
     return "int8" if max(costs.values()) <= MAX_INT8_COST else "fp32"

@@ -15,6 +15,7 @@ from serving.predictor import Predictor
 from tests.conftest import write_jsonl
 from training.cli import main
 from training.train import TrainConfig, train
+from training.training_run import keep_lowest_layers, load_encoder
 
 
 def tiny_config(data, out, base, **overrides) -> TrainConfig:
@@ -89,8 +90,13 @@ def test_keeping_the_lowest_layers_gives_a_smaller_model_that_starts_from_those_
     weights = load_file(out / "model.safetensors")
     assert not any(name.startswith("encoder.layer.1.") for name in weights)
     assert any(name.startswith("encoder.layer.0.") for name in weights)
+    # before training, the kept layers are exactly the base's lowest ones
+    encoder, _ = load_encoder(str(tiny_base))
+    keep_lowest_layers(encoder, 1)
     base = load_file(tiny_base / "model.safetensors")
-    assert torch.equal(weights["embeddings.word_embeddings.weight"], base["embeddings.word_embeddings.weight"])
+    kept = encoder.hf_state_dict()
+    assert set(kept) == {name for name in base if not name.startswith(("encoder.layer.1.", "pooler."))}
+    assert all(torch.equal(tensor, base[name]) for name, tensor in kept.items())
     predictor = Predictor.from_bundle(out)
     assert len(predictor.model.encoder.layers) == 1
     assert predictor.predict("فاز الفريق بالكأس")["topic"]["label"]
@@ -101,7 +107,7 @@ def test_keeping_more_layers_than_the_base_has_is_refused(tmp_path, tiny_base, s
         train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], keep_layers=3))
 
 
-def test_a_trimmed_base_can_still_freeze_all_but_its_top_layer(tmp_path, tiny_base, sample_data):
+def test_freezing_every_layer_of_a_trimmed_base_is_refused_with_its_new_depth(tmp_path, tiny_base, sample_data):
     with pytest.raises(RasidError, match="would freeze every layer; the base has 1"):
         train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], keep_layers=1, freeze_layers=1))
 
