@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from serving import __version__
+from serving import __version__, threads
 from serving.errors import RasidError
 
 # Each module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
@@ -54,12 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    for command in subparsers.choices.values():
+        command.add_argument("--threads", type=int, default=None, metavar="N",
+                             help="torch threads (default: RASID_THREADS, else the CPUs this process may use: "
+                                  "affinity and cgroup quota)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        threads.configure(args.threads)
+    except ValueError as error:
+        print(f"rasid {args.command}: error: {error}.", file=sys.stderr)
+        return 2
     try:
         code = args.func(args)
     except RasidError as error:

@@ -30,6 +30,16 @@ def _result(answer, cut: bool) -> dict:
             "skipped_tasks": answer.skipped_tasks}
 
 
+def _threads() -> dict:
+    """The torch thread count this process chose (serving.threads), or torch's own if rasid did not choose."""
+    import torch
+
+    from serving import threads
+
+    choice = threads.chosen()
+    return choice.as_dict() if choice else {"threads": torch.get_num_threads(), "source": "torch default"}
+
+
 def build_router(models: RequestModels) -> APIRouter:
     """Routes for this app's request models (they carry the configured limits)."""
     from serving.predictor import Item
@@ -70,7 +80,8 @@ def build_router(models: RequestModels) -> APIRouter:
         return {"tasks": [{"name": t.name, "labels": list(t.labels), "input": t.input} for t in manifest.tasks],
                 "base_model": manifest.base_model, "max_length": manifest.max_length, "pooling": manifest.pooling,
                 "metrics": manifest.metrics.get("validation", {}), "rasid_version": manifest.rasid_version,
-                "created": manifest.created, "backend": service.predictor.backend, "limits": service.limits()}
+                "created": manifest.created, "backend": service.predictor.backend, "limits": service.limits(),
+                "threads": _threads()}
 
     @router.get("/healthz", response_model=Status, tags=["health"], summary="200 while the process is alive")
     async def healthz():

@@ -147,6 +147,8 @@ class ModelInfo(BaseModel):
     created: str
     backend: str = Field(description='What runs the encoder, e.g. "torch-fp32" or "torch-int8".')
     limits: dict[str, float] = Field(description="This service's request limits.")
+    threads: dict[str, Any] = Field(description="torch's thread count and why it was chosen (CPU affinity, cgroup "
+                                                "quota, RASID_THREADS or --threads).")
 
 
 class Status(BaseModel):
