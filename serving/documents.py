@@ -11,7 +11,8 @@ Document verdict rules (`VERDICT_RULES`), per task:
   length-weighted-mean        every other task (single-input tasks such as topic, and pair tasks without a
                               neutral label): the paragraphs' probability vectors averaged with weights
                               proportional to paragraph length in characters, then argmax.
-With `abstain_below`, a verdict (or paragraph) whose score is below it is labelled "uncertain".
+With `abstain_below`, a verdict (or paragraph) whose score is below it is labelled "uncertain"; with
+`abstain_unseen_targets`, so is one whose target the bundle never saw in training (`target_seen`: false).
 A document with no usable paragraph (empty, or all boilerplate) gets `"predictions": {}` and
 `"empty": true`; nothing is guessed.
 
@@ -23,7 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-UNCERTAIN = "uncertain"  # same word as serving.predictor.UNCERTAIN, kept here so this module needs no torch
+from serving.abstention import UNCERTAIN, abstain  # noqa: F401  (torch-free, like this module)
+
 NEUTRAL_LABELS = ("unrelated", "other", "others", "none")
 RULE_NEUTRAL = "most-confident-non-neutral"
 RULE_MEAN = "length-weighted-mean"
@@ -183,18 +185,20 @@ def verdict_rule(task_spec) -> str:
 
 
 def analyze_document(predictor, text: str, target: str | None = None, tasks=None,
-                     abstain_below: float | None = None) -> dict:
+                     abstain_below: float | None = None, abstain_unseen_targets: bool = False) -> dict:
     """Classify a whole document paragraph by paragraph and give a verdict per task (rules above).
 
     Returns {"predictions": {task: {label, score, scores, rule}}, "paragraphs": [{text, start, end,
     predictions}], "skipped": [{text, start, end, reason}], "truncated", "skipped_tasks", "empty"}.
     All paragraphs go to `predictor.predict_items` in one call, so they are batched together.
     """
-    return analyze_documents(predictor, [text], [target], tasks, abstain_below)[0]
+    return analyze_documents(predictor, [text], [target], tasks, abstain_below,
+                             abstain_unseen_targets=abstain_unseen_targets)[0]
 
 
 def analyze_documents(predictor, texts: list[str], targets: list[str | None] | None = None, tasks=None,
-                      abstain_below: float | None = None, progress=None) -> list[dict]:
+                      abstain_below: float | None = None, progress=None,
+                      abstain_unseen_targets: bool = False) -> list[dict]:
     """`analyze_document` for many documents, with all their paragraphs in one `predict_items` call (so
     batches are filled across documents). `progress(n)` is called as paragraphs are done."""
     from serving.predictor import Item  # the predictor module imports torch; only reached with a predictor
@@ -220,11 +224,12 @@ def analyze_documents(predictor, texts: list[str], targets: list[str | None] | N
         by_document[index].append((paragraph, answer))
     for result, pairs in zip(results, by_document):
         if pairs:
-            _fill(result, pairs, names, manifest, abstain_below)
+            _fill(result, pairs, names, manifest, abstain_below, abstain_unseen_targets)
     return results
 
 
-def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: float | None) -> None:
+def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: float | None,
+          abstain_unseen_targets: bool = False) -> None:
     answers = [answer for _, answer in pairs]
     result["empty"] = False
     result["truncated"] = any(a.truncated for a in answers)
@@ -232,7 +237,8 @@ def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: 
     for paragraph, answer in pairs:
         result["paragraphs"].append({
             "text": paragraph.text, "start": paragraph.start, "end": paragraph.end,
-            "predictions": {t: _abstain(dict(p), abstain_below) for t, p in answer.predictions.items()}})
+            "predictions": {t: abstain(p, abstain_below, abstain_unseen_targets)
+                            for t, p in answer.predictions.items()}})
     for name in names:
         if name not in answers[0].predictions:
             continue  # a pair task without a target: listed in skipped_tasks
@@ -240,7 +246,9 @@ def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: 
         per_paragraph = [a.predictions[name] for a in answers]
         weights = [len(paragraph.text) for paragraph, _ in pairs]
         verdict = document_verdict(list(spec.labels), per_paragraph, weights, verdict_rule(spec))
-        result["predictions"][name] = _abstain(verdict, abstain_below)
+        if "target_seen" in per_paragraph[0]:  # one target per document: its paragraphs agree
+            verdict["target_seen"] = per_paragraph[0]["target_seen"]
+        result["predictions"][name] = abstain(verdict, abstain_below, abstain_unseen_targets)
 
 
 def document_verdict(labels: list[str], paragraphs: list[dict], weights: list[float], rule: str) -> dict:
@@ -260,8 +268,3 @@ def document_verdict(labels: list[str], paragraphs: list[dict], weights: list[fl
     label = max(labels, key=lambda l: mean[l])
     return {"label": label, "score": mean[label], "scores": mean, "rule": rule}
 
-
-def _abstain(answer: dict, abstain_below: float | None) -> dict:
-    if abstain_below is not None and answer["score"] < abstain_below:
-        answer["label"] = UNCERTAIN
-    return answer
