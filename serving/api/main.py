@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving import __version__
-from serving.api import handlers
+from serving.api import handlers, page
 from serving.api.metrics import Metrics, MetricsMiddleware
 from serving.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from serving.api.routes import build_router
@@ -36,10 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
     app = FastAPI(title="rasid", version=__version__, lifespan=lifespan,
-                  description="Topic and stance classification of Arabic news, paragraph by paragraph.")
+                  description="Topic and stance classification of Arabic news, paragraph by paragraph.",
+                  docs_url=None, redoc_url=None)  # serving.api.page serves both without a CDN
     app.state.service = Service(settings, metrics)
     router = build_router(request_models(settings))
     app.include_router(router)
+    page.install(app)
     handlers.install(app)
     # Added innermost first: metrics see every answer, the key is checked before the body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
