@@ -11,12 +11,12 @@ from typing import Callable, Iterable
 
 import torch
 
-from serving.bundle import Manifest, load_bundle, load_tokenizer, read_manifest
+from serving.abstention import UNCERTAIN, abstain  # noqa: F401  (UNCERTAIN: serving.predictor.UNCERTAIN is its public name)
+from serving.bundle import Manifest, load_bundle, load_tokenizer, read_manifest, target_key
 from serving.encoder import BertEncoder
 from serving.errors import RasidError
 from serving.normalize import normalize
 
-UNCERTAIN = "uncertain"
 # The fast path (fast=True, the default of `rasid serve`, `rasid predict` and `rasid evaluate`) is serving.encoder's
 # per-row int8 for a bundle whose own validation data showed int8 costing at most MAX_INT8_COST macro-F1 points
 # on every task (`rasid train` measures it; `rasid check-int8` does for older bundles), and fp32 otherwise. Per
@@ -37,7 +37,9 @@ class Item:
 
 @dataclass
 class ItemResult:
-    predictions: dict[str, dict]  # task -> {"label", "score", "scores": {label: probability}}
+    # task -> {"label", "score", "scores": {label: probability}}, and for a pair task whose bundle lists the
+    # targets it was trained on, "target_seen": whether this item's target is one of them
+    predictions: dict[str, dict]
     truncated: bool = False  # some input of this item was longer than the model window
     skipped_tasks: list[str] = field(default_factory=list)  # pair tasks not run because no target was given
 
@@ -117,20 +119,27 @@ class Predictor:
             raise RasidError(f"unknown task(s) {unknown}; this model has {self.task_names}.")
         return tasks
 
-    def predict(self, texts, targets=None, tasks=None, abstain_below: float | None = None):
+    def predict(self, texts, targets=None, tasks=None, abstain_below: float | None = None,
+                abstain_unseen_targets: bool = False):
         """Predict for one string or a list of strings, and answer in kind: a dict, or a list of dicts."""
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if targets is None or isinstance(targets, str):
             targets = [targets] * len(texts)
-        results = self.predict_items([Item(t, g) for t, g in zip(texts, targets)], tasks, abstain_below)
+        results = self.predict_items([Item(t, g) for t, g in zip(texts, targets)], tasks, abstain_below,
+                                     abstain_unseen_targets=abstain_unseen_targets)
         answers = [r.predictions for r in results]
         return answers[0] if single else answers
 
     def predict_items(self, items: list[Item], tasks=None, abstain_below: float | None = None,
-                      progress: Callable[[int], None] | None = None) -> list[ItemResult]:
+                      progress: Callable[[int], None] | None = None,
+                      abstain_unseen_targets: bool = False) -> list[ItemResult]:
         """Predict every requested task the item can take. Pair tasks need a target: asked for explicitly
-        without one, that is an error; by default they are skipped and listed in `skipped_tasks`."""
+        without one, that is an error; by default they are skipped and listed in `skipped_tasks`.
+
+        A pair task whose training targets the bundle lists (a closed task, see serving.bundle.OPEN_ABOVE)
+        answers `target_seen`; with abstain_unseen_targets an unseen target's label is UNCERTAIN (scores kept),
+        as is any answer whose score is below abstain_below."""
         explicit = tasks is not None
         tasks = self.check_tasks(tasks)
         kinds = {t.name: t.input for t in self.manifest.tasks}
@@ -145,6 +154,11 @@ class Predictor:
         if single_tasks:
             jobs.append((single_tasks, list(range(len(items))), [(t,) for t in texts]))
         with_target = [k for k, i in enumerate(items) if i.target and i.target.strip()]
+        known = {t: self.manifest.known_targets(t) for t in pair_tasks}
+        seen = {}  # (task, item index) -> whether the item's target was seen in training, for closed tasks
+        for k in with_target if any(v is not None for v in known.values()) else ():
+            key = target_key(items[k].target, settings)
+            seen.update({(t, k): key in targets for t, targets in known.items() if targets is not None})
         if pair_tasks:
             jobs.append((pair_tasks, with_target, [(normalize(items[k].target, settings), texts[k]) for k in with_target]))
             for k in set(range(len(items))) - set(with_target):
@@ -158,7 +172,8 @@ class Predictor:
                 for position, k in enumerate(indices):
                     results[k].truncated |= truncated[position]
                     for task in job_tasks:
-                        results[k].predictions[task] = self._answer(task, probabilities[task][position], abstain_below)
+                        answer = self._answer(task, probabilities[task][position], seen.get((task, k)))
+                        results[k].predictions[task] = abstain(answer, abstain_below, abstain_unseen_targets)
         return results
 
     def probabilities(self, inputs: list[tuple[str, ...]], tasks: list[str]) -> dict[str, torch.Tensor]:
@@ -212,12 +227,14 @@ class Predictor:
         outputs = session.run(tasks, {name: encoded[name].numpy() for name in inputs})
         return dict(zip(tasks, map(torch.from_numpy, outputs)))  # temperatures are folded into the graph
 
-    def _answer(self, task: str, probabilities: torch.Tensor, abstain_below: float | None) -> dict:
+    def _answer(self, task: str, probabilities: torch.Tensor, target_seen: bool | None) -> dict:
         labels = self.manifest.task(task).labels
         best = int(probabilities.argmax())
-        score = float(probabilities[best])
-        label = labels[best] if abstain_below is None or score >= abstain_below else UNCERTAIN
-        return {"label": label, "score": score, "scores": {l: float(p) for l, p in zip(labels, probabilities)}}
+        answer = {"label": labels[best], "score": float(probabilities[best]),
+                  "scores": {l: float(p) for l, p in zip(labels, probabilities)}}
+        if target_seen is not None:
+            answer["target_seen"] = target_seen
+        return answer
 
 
 def resolve_precision(fast: bool = True, quantize: bool | None = None, precision: str | None = None,

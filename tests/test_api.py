@@ -176,7 +176,9 @@ def test_model_describes_tasks_labels_inputs_metrics_and_limits(client, trained_
     assert response.status_code == 200
     body = response.json()
     manifest = read_manifest(trained_bundle)
-    assert body["tasks"] == [{"name": t.name, "labels": list(t.labels), "input": t.input} for t in manifest.tasks]
+    assert body["tasks"] == [{"name": t.name, "labels": list(t.labels), "input": t.input,
+                              "open_targets": manifest.targets.get(t.name, {}).get("open"),
+                              "targets": manifest.targets.get(t.name, {}).get("counts")} for t in manifest.tasks]
     assert body["max_length"] == manifest.max_length and body["base_model"] == manifest.base_model
     assert body["metrics"] == manifest.metrics.get("validation", {})
     assert body["limits"]["max_batch_items"] == 3

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000)
     for name, (kind, text) in TUNING_FLAGS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
+    parser.add_argument("--abstain-unseen-targets", action="store_const", const=True, default=None,
+                        help="answer 'uncertain' (scores kept) when a stance target was not seen in training "
+                             "(RASID_ABSTAIN_UNSEEN_TARGETS)")
     add_arithmetic_options(parser, env=True)
     parser.set_defaults(func=run)
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from serving.errors import RasidError
 
     read_manifest(args.model)  # a wrong folder fails here, in one sentence, before a port is opened
-    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "fast", "precision") if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "fast", "precision", "abstain_unseen_targets") if getattr(args, name) is not None}
     try:
         settings = Settings(model_dir=args.model, **overrides)
     except ValidationError as error:

@@ -7,12 +7,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
-from serving.bundle import Manifest, save_bundle
+from serving.bundle import Manifest, save_bundle, target_inventory
 from serving.errors import RasidError
 from serving.normalize import NormalizationSettings
-from training.calibration import expected_calibration_error, fit_temperature
+from training.calibration import cross_fitted_calibration
 from training.data import read_rows, split_rows
 from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
 from training.metrics import classification_metrics
@@ -143,16 +141,22 @@ class TrainingRun:
         labels, task_ids = prediction.label_ids
         metrics, calibrated = {}, []
         for spec, logits, gold in split_by_task(prediction.predictions, labels, task_ids, specs):
-            temperature = fit_temperature(logits, gold)
+            # the temperature is fitted on all validation rows; ECE after it is measured cross-fitted
+            calibration = cross_fitted_calibration(logits, gold, seed=c.seed)
+            temperature = calibration["temperature"]
             names = list(spec.labels)
             scores = classification_metrics([names[g] for g in gold], [names[p] for p in logits.argmax(1)], names)
-            scores["ece_before_calibration"] = expected_calibration_error(_softmax(logits), gold)
-            scores["ece"] = expected_calibration_error(_softmax(logits / temperature), gold)
-            metrics[spec.name] = {**scores, "temperature": temperature}
+            scores["ece_before_calibration"] = calibration["ece_before"]
+            scores["ece"] = calibration["ece_after"]
+            metrics[spec.name] = {**scores, "temperature": temperature, "calibration": calibration}
             calibrated.append(type(spec)(spec.name, spec.labels, spec.input, temperature))
-            log.info("validation %s: n=%d accuracy %.4f macro-F1 %.4f ECE %.4f -> %.4f (T=%.2f)", spec.name,
+            log.info("validation %s: n=%d accuracy %.4f macro-F1 %.4f ECE %.4f -> %s held out (T=%.2f)", spec.name,
                      scores["n"], scores["accuracy"], scores["macro_f1"], scores["ece_before_calibration"],
-                     scores["ece"], temperature)
+                     "-" if scores["ece"] is None else f"{scores['ece']:.4f}", temperature)
+            if scores["ece"] is not None and scores["ece"] > scores["ece_before_calibration"]:
+                log.warning("task '%s': the fitted temperature raised ECE on held-out validation rows (%.4f -> "
+                            "%.4f); rasid.json keeps both (metrics.validation.%s.calibration)", spec.name,
+                            scores["ece_before_calibration"], scores["ece"], spec.name)
         if not trainer.is_world_process_zero():
             return c.out
         # 7. bundle
@@ -160,7 +164,7 @@ class TrainingRun:
             tasks=calibrated or specs, max_length=c.max_length, base_model=base, normalization=settings,
             pooling=c.pooling, training={**c.to_dict(), "best_epoch": best.get("epoch"), "best_step": best.get("step"),
                                           "train_rows": len(train_rows), "val_rows": len(val_rows)},
-            data=data, metrics={"validation": metrics})
+            data=data, metrics={"validation": metrics}, targets=target_inventory(train_rows, specs, settings))
         save_bundle(c.out, trainer.model, tokenizer, manifest)
         log.info("bundle written to %s", c.out)
         self._check_int8(encoder, val_rows)
@@ -246,8 +250,3 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_warning()
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)

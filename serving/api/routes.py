@@ -25,9 +25,12 @@ def ready_service(service: Service = Depends(get_service)) -> Service:
     return service
 
 
-def _result(answer, cut: bool) -> dict:
-    return {"predictions": answer.predictions, "truncated": answer.truncated or cut,
-            "skipped_tasks": answer.skipped_tasks}
+def _result(answer, cut: bool, abstain_below: float | None, unseen_targets: bool) -> dict:
+    """One item's answer with this request's abstention (the batcher's shared model calls never abstain)."""
+    from serving.abstention import abstain
+
+    return {"predictions": {task: abstain(p, abstain_below, unseen_targets) for task, p in answer.predictions.items()},
+            "truncated": answer.truncated or cut, "skipped_tasks": answer.skipped_tasks}
 
 
 def _threads() -> dict:
@@ -52,7 +55,8 @@ def build_router(models: RequestModels) -> APIRouter:
         tasks = service.check_tasks(body.tasks, [(("body", "target"), body.target)])
         text, cut = service.clip(body.text)
         answers = await service.within_timeout(service.batcher.submit([Item(text, body.target)], tasks))
-        return {**_result(answers[0], cut), "model": service.summary()}
+        unseen = service.settings.abstain_unseen_targets
+        return {**_result(answers[0], cut, body.abstain_below, unseen), "model": service.summary()}
 
     @router.post("/v1/classify/batch", **v1, response_model=BatchResponse,
                  summary="Classify many texts, answered in input order")
@@ -62,7 +66,9 @@ def build_router(models: RequestModels) -> APIRouter:
         clipped = [service.clip(i.text) for i in body.inputs]
         items = [Item(text, i.target) for (text, _), i in zip(clipped, body.inputs)]
         answers = await service.within_timeout(service.batcher.submit(items, tasks))
-        return {"results": [_result(a, cut) for a, (_, cut) in zip(answers, clipped)], "model": service.summary()}
+        unseen = service.settings.abstain_unseen_targets
+        return {"results": [_result(a, cut, body.abstain_below, unseen) for a, (_, cut) in zip(answers, clipped)],
+                "model": service.summary()}
 
     @router.post("/v1/analyze", **v1, response_model=AnalyzeResponse,
                  summary="Analyze a whole article paragraph by paragraph")
@@ -71,13 +77,16 @@ def build_router(models: RequestModels) -> APIRouter:
 
         tasks = service.check_tasks(body.tasks, [(("body", "target"), body.target)])
         predictor = BatchedPredictor(service, asyncio.get_running_loop())
-        work = asyncio.to_thread(analyze_document, predictor, body.text, body.target, tasks)
+        work = asyncio.to_thread(analyze_document, predictor, body.text, body.target, tasks, body.abstain_below,
+                                 abstain_unseen_targets=service.settings.abstain_unseen_targets)
         return {**await service.within_timeout(work), "model": service.summary()}
 
     @router.get("/v1/model", **v1, response_model=ModelInfo, summary="The loaded model: tasks, labels, metrics, limits")
     async def model_info(service: Service = Depends(ready_service)):
         manifest = service.predictor.manifest
-        return {"tasks": [{"name": t.name, "labels": list(t.labels), "input": t.input} for t in manifest.tasks],
+        return {"tasks": [{"name": t.name, "labels": list(t.labels), "input": t.input,
+                           "open_targets": manifest.targets.get(t.name, {}).get("open"),
+                           "targets": manifest.targets.get(t.name, {}).get("counts")} for t in manifest.tasks],
                 "base_model": manifest.base_model, "max_length": manifest.max_length, "pooling": manifest.pooling,
                 "metrics": manifest.metrics.get("validation", {}), "rasid_version": manifest.rasid_version,
                 "created": manifest.created, "backend": service.predictor.backend, "limits": service.limits(),

@@ -29,6 +29,11 @@ TaskName = Annotated[str, Field(min_length=1, max_length=100)]
 # Task names are checked against the loaded model in the route (the model is not known at import).
 Tasks = Annotated[list[TaskName], Field(min_length=1, max_length=32), AfterValidator(_distinct)] | None
 _NOT_BLANK = {"pattern": r"\S"}
+# A probability threshold: below it an answer's label is "uncertain" (its scores are kept). Pick one from the
+# risk-coverage table of `rasid evaluate` (docs/honest-answers.md).
+AbstainBelow = Annotated[float | None, Field(gt=0, le=1, description=(
+    'Answer "uncertain" (scores kept) when the top score is below this probability; see the risk-coverage '
+    "table of `rasid evaluate` to choose it."))]
 _STRICT = ConfigDict(extra="forbid")  # a misspelt field ("taget") is an error, not a silently ignored key
 
 
@@ -53,6 +58,7 @@ def request_models(settings: Settings) -> RequestModels:
                                        "the model window truncates sooner, and the response says so.")
         target: Target = Field(None, description="The topic or claim that pair tasks (stance) judge the text against.")
         tasks: Tasks = Field(None, description="Tasks to run; default: every task the input can take.")
+        abstain_below: AbstainBelow = None
 
     class BatchInput(BaseModel):
         model_config = _STRICT
@@ -63,6 +69,7 @@ def request_models(settings: Settings) -> RequestModels:
         model_config = _STRICT
         inputs: list[BatchInput] = Field(min_length=1, max_length=settings.max_batch_items)
         tasks: Tasks = None
+        abstain_below: AbstainBelow = None
 
     class AnalyzeRequest(BaseModel):
         model_config = _STRICT
@@ -71,6 +78,7 @@ def request_models(settings: Settings) -> RequestModels:
             description="A whole article; paragraphs are split on line breaks and boilerplate lines skipped.")
         target: Target = None
         tasks: Tasks = None
+        abstain_below: AbstainBelow = None
 
     return RequestModels(ClassifyRequest, BatchRequest, AnalyzeRequest)
 
@@ -79,6 +87,10 @@ class Prediction(BaseModel):
     label: str
     score: float = Field(description="Calibrated probability of the label.")
     scores: dict[str, float] = Field(description="Every label with its probability.")
+    target_seen: bool | None = Field(None, description=(
+        "Pair tasks whose bundle lists its training targets (target stance): whether this target was one of "
+        "them (after normalisation, ignoring case). null: not known, or an open task such as claims, where "
+        "every claim is new."))
 
 
 class ModelSummary(BaseModel):
@@ -135,6 +147,10 @@ class TaskInfo(BaseModel):
     name: str
     labels: list[str]
     input: str = Field(description='"single" (text) or "pair" (target and text).')
+    open_targets: bool | None = Field(None, description="Pair tasks: true when any target is normal (claims); "
+                                                        "null when the bundle does not say.")
+    targets: dict[str, int] | None = Field(None, description="Closed pair tasks: the targets seen in training, "
+                                                             "with their numbers of training rows.")
 
 
 class ModelInfo(BaseModel):

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(2.0, ge=0)  # how long a lone text waits for company; under load batches fill while the model runs
     fast: bool = True  # the bundle's fast path, serving.predictor.fast_precision (costs <= 0.5 macro-F1 per task)
     precision: Literal["fp32", "bf16", "int8"] | None = None  # overrides `fast`; int8 trades accuracy for speed
+    # Closed pair tasks (target stance) answer "uncertain" for a target not seen in training, scores kept: a
+    # monitor that acts on labels should not act on a stance toward a target the model never learnt.
+    abstain_unseen_targets: bool = False
 
     @model_validator(mode="after")
     def _consistent(self):
