@@ -169,6 +169,34 @@ def test_an_article_of_boilerplate_only_is_empty_not_guessed(client):
     assert response.json()["empty"] is True and response.json()["predictions"] == {}
 
 
+# --- abstention -----------------------------------------------------------------------------------------
+
+def test_abstain_below_answers_uncertain_and_keeps_the_scores_on_every_route(client):
+    text = TOPIC[0][0]
+    plain = client.post("/v1/classify", json={"text": text}).json()["predictions"]["topic"]
+    unsure = client.post("/v1/classify", json={"text": text, "abstain_below": 1.0}).json()["predictions"]["topic"]
+    assert unsure["label"] == "uncertain" and unsure["scores"] == plain["scores"]  # nothing is 100% sure
+    low = client.post("/v1/classify", json={"text": text, "abstain_below": 0.01}).json()["predictions"]["topic"]
+    assert low["label"] == plain["label"]
+    batch = client.post("/v1/classify/batch", json={"inputs": [{"text": text}, {"text": TOPIC[7][0]}],
+                                                     "abstain_below": 1.0}).json()
+    assert [r["predictions"]["topic"]["label"] for r in batch["results"]] == ["uncertain", "uncertain"]
+    article = client.post("/v1/analyze", json={"text": ARTICLE, "abstain_below": 1.0}).json()
+    assert article["predictions"]["topic"]["label"] == "uncertain"
+    assert all(p["predictions"]["topic"]["label"] == "uncertain" for p in article["paragraphs"])
+    # a threshold belongs to its request: the shared model batches never abstain
+    assert client.post("/v1/classify", json={"text": text}).json()["predictions"]["topic"] == plain
+
+
+@pytest.mark.parametrize("route, body", [("/v1/classify", {"text": "نص"}),
+                                         ("/v1/classify/batch", {"inputs": [{"text": "نص"}]}),
+                                         ("/v1/analyze", {"text": "نص"})])
+@pytest.mark.parametrize("threshold", [0, 1.5, "high"])
+def test_abstain_below_outside_zero_to_one_is_a_422(client, route, body, threshold):
+    response = client.post(route, json={**body, "abstain_below": threshold})
+    assert response.status_code == 422 and response.json()["detail"].startswith("body.abstain_below: ")
+
+
 # --- model, health, metrics ----------------------------------------------------------------------------
 
 def test_model_describes_tasks_labels_inputs_metrics_and_limits(client, trained_bundle):
