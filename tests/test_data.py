@@ -1,5 +1,7 @@
 """rasid's data format: what a good row is, how bad rows are reported, how validation is split."""
 
+from collections import Counter
+
 import pytest
 
 from serving.errors import DataError
@@ -98,3 +100,22 @@ def test_each_source_gives_its_share_of_validation():
     _, val = split_rows(rows, 0.2, seed=0)
     assert sum(r.extra["source"] == "small" for r in val) == 2
     assert sum(r.extra["source"] == "big" for r in val) == 10
+
+
+def test_the_split_stratifies_by_label_and_keeps_every_class_in_training(caplog):
+    rows = [Row(text=f"t{i}", target=None, labels={"topic": "common" if i % 10 else "rarer"}, where=f"f:{i}",
+                extra={"source": "s"}) for i in range(200)]
+    rows.append(Row(text="the only one", target=None, labels={"topic": "spiritual"}, where="f:201", extra={"source": "s"}))
+    train, val = split_rows(rows, 0.15, seed=4)
+    val_labels = Counter(r.labels["topic"] for r in val)
+    assert "spiritual" in {r.labels["topic"] for r in train} and "spiritual" not in val_labels
+    assert val_labels["rarer"] == 3 and 25 <= val_labels["common"] <= 27  # 15% of 20 and of 180
+    assert "too rare to split" in caplog.text and "topic=spiritual" in caplog.text
+
+
+def test_a_label_carried_by_two_groups_never_leaves_training_empty():
+    rows = [Row(text=f"t{i}", target=None, labels={"topic": "x" if i < 2 else "y"}, where=f"f:{i}",
+                group=f"g{i}", extra={"source": "s"}) for i in range(12)]
+    for seed in range(20):
+        train, val = split_rows(rows, 0.5, seed=seed)
+        assert {"x", "y"} <= {r.labels["topic"] for r in train}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,9 +139,12 @@ def group_key(row: Row) -> str:
 
 
 def split_rows(rows: list[Row], val_fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
-    """Split by group: whole groups go to validation until it holds about `val_fraction` of the rows.
+    """Split by group, stratified by label: whole groups go to validation while they bring every label they
+    carry closer to `val_fraction` of its rows, and never take a label's last training rows.
 
-    Groups are shuffled per dataset source so each source contributes its own share to validation.
+    Groups are shuffled per dataset source so each source contributes its own share to validation. A label
+    too rare to split (fewer than two groups carry it) stays in training, with a warning: the split must never
+    produce a validation label that training has not seen.
     """
     if not 0 < val_fraction < 1:
         raise DataError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
@@ -153,13 +157,29 @@ def split_rows(rows: list[Row], val_fraction: float, seed: int) -> tuple[list[Ro
         groups = by_source[source]
         keys = sorted(groups)
         rng.shuffle(keys)
+        carried = {key: Counter((t, l) for row in groups[key] for t, l in row.labels.items()) for key in keys}
+        total = sum(carried.values(), Counter())
+        holders = Counter(label for key in keys for label in carried[key])
+        rare = sorted(f"{task}={label}" for (task, label), count in holders.items() if count < 2)
+        if rare:
+            log.warning("source %r: label(s) %s too rare to split (one group carries them): kept in training",
+                        source or "(none)", ", ".join(rare))
+        # at most this many rows of a label go to validation, and at least one group of it stays in training
+        room = {label: max(0, math.ceil(val_fraction * count)) for label, count in total.items()}
+        left_in_train = Counter(holders)
         wanted = val_fraction * sum(len(g) for g in groups.values())
-        taken = 0
+        taken, taken_labels = 0, Counter()
         for key in keys:
-            side = val if taken < wanted and len(groups) > 1 else train
-            if side is val:
+            labels = carried[key]
+            fits = taken < wanted and all(
+                taken_labels[label] + count <= room[label] and left_in_train[label] > 1 for label, count in labels.items())
+            if fits and (labels or len(groups) > 1):
+                val.extend(groups[key])
                 taken += len(groups[key])
-            side.extend(groups[key])
+                taken_labels.update(labels)
+                left_in_train.subtract(labels.keys())
+            else:
+                train.extend(groups[key])
         if taken == 0:
             log.warning("source %r has too few groups for a validation share", source or "(none)")
     return train, val
