@@ -108,7 +108,7 @@ CLAIM_V2 = "روسيا تعلن انسحاب قواتها من سوريا"
 
 
 def baly_row(claim_id, target, text, stance, fold, row_id):
-    return {"text": text, "target": target, "claim": stance, "id": f"baly:{row_id}", "group": claim_id,
+    return {"text": text, "target": target, "news_claim": stance, "id": f"baly:{row_id}", "group": claim_id,
             "source": "baly", "fold": fold}
 
 
@@ -141,7 +141,7 @@ def test_baly_articles_give_one_row_per_claim_article_pair(tmp_path):
     rows = read_jsonl(tmp_path / "b.jsonl")
     article = json.loads((FIXTURES / "baly/dataset/R-1.json").read_text(encoding="utf-8"))["article"]
     assert rows[2] == baly_row("R-1", CLAIM_R1, article[2], "discuss", 1, "R-1:2")
-    assert [(row["id"], row["claim"], row["fold"]) for row in rows] == [
+    assert [(row["id"], row["news_claim"], row["fold"]) for row in rows] == [
         ("baly:R-1:0", "agree", 1), ("baly:R-1:1", "disagree", 1), ("baly:R-1:2", "discuss", 1),
         ("baly:R-1:3", "unrelated", 1), ("baly:V-2:0", "agree", 2)]
 

@@ -12,7 +12,7 @@ from serving.errors import DataError
 from training.data import Row
 
 # What each known task compares. Unknown task names are single-input unless named with --pair-tasks.
-KNOWN_TASK_INPUTS = {"topic": "single", "stance": "pair", "claim": "pair", "sentiment": "single", "sarcasm": "single"}
+KNOWN_TASK_INPUTS = {"topic": "single", "stance": "pair", "claim": "pair", "news_claim": "pair", "sentiment": "single", "sarcasm": "single"}
 
 
 def task_specs(rows: list[Row], tasks: list[str], pair_tasks: set[str]) -> list[TaskSpec]:

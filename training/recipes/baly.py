@@ -10,7 +10,9 @@ from serving.errors import DataError
 from training.recipes.common import Extract, label_problem
 
 SPLITS_FILE = "train_test_splits.txt"
-TASKS = ("claim",)
+# Its own task, not ANS's "claim": the label schemes differ (agree/disagree/discuss/unrelated here,
+# agree/disagree/other there), and one head over both answered "other" on news paragraphs.
+TASKS = ("news_claim",)
 COLUMNS = ("text", "target", *TASKS, "id", "group", "source", "fold")
 STANCES = {"agree", "disagree", "discuss", "unrelated"}
 MIN_NEGATIVE_CHARS = 30  # shorter lines are menus, dates and bylines: no use as a negative example
@@ -122,7 +124,7 @@ def _read_claim(path: Path, fold: int, granularity: str, per_article: int, extra
         if problem:
             extract.reject(path, where, problem)
             continue
-        row = {"target": target, "claim": stance, "group": claim_id, "source": "baly", "fold": fold}
+        row = {"target": target, "news_claim": stance, "group": claim_id, "source": "baly", "fold": fold}
         if granularity == "articles":
             extract.keep(path, where, {"text": article.strip(), **row, "id": f"baly:{claim_id}:{index}"})
             continue
