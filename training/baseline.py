@@ -1,7 +1,7 @@
 """`rasid baseline`: the classical floor every report shows beside the fine-tuned model.
 
-Per task: TF-IDF (character 2-5-grams within word boundaries + word 1-2-grams, sublinear tf) and a
-class-balanced logistic regression (training/baseline_model.py). This module is only the command; it
+Per task: TF-IDF of character 2-5-grams within word boundaries (sublinear tf) and a class-balanced
+logistic regression with C chosen on held-out training rows (training/baseline_model.py). This module is only the command; it
 imports torch and scikit-learn when the command runs, so `rasid serve` never loads them.
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 from serving.errors import DataError
 from training.data import read_rows
 
-DESCRIPTION = "TF-IDF (char_wb 2-5 + word 1-2, sublinear) + LogisticRegression(class_weight=balanced)"
+DESCRIPTION = ("TF-IDF (char_wb 2-5, sublinear; pairs: text, target and shared n-grams) + "
+               "LogisticRegression(class_weight=balanced, C chosen on held-out training rows)")
 
 
 def register(subparsers) -> None:

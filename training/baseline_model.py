@@ -1,9 +1,10 @@
 """The TF-IDF + logistic-regression baseline as a Predictor (the `rasid baseline` command is training/baseline.py).
 
-Per task: TF-IDF (character 2-5-grams within word boundaries + word 1-2-grams, sublinear tf) and a
-class-balanced logistic regression, on text normalised with serving.normalize's default settings; pair
-tasks see `target [SEP] text`. It answers through the Predictor interface (predict_items), so evaluation,
-documents and reports treat it exactly like a bundle.
+Per task: serving.tfidf's char_wb 2-5-gram features and a class-balanced logistic regression with C chosen
+on held-out training rows (training/ngram_model.py), on text normalised with serving.normalize's default
+settings; pair tasks see the text, the target and their shared n-grams as separate blocks. It answers
+through the Predictor interface (predict_items), so evaluation, documents and reports treat it exactly like
+a bundle.
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ from training.data import read_rows
 
 log = logging.getLogger(__name__)
 
-SEPARATOR = " [SEP] "
-
 
 class BaselinePredictor(Predictor):
-    """A Predictor whose encoder + heads are one scikit-learn pipeline per task."""
+    """A Predictor whose encoder + heads are one serving.tfidf.NgramClassifier per task."""
 
     def __init__(self, specs: list[TaskSpec], pipelines: dict, max_length: int = 128, batch_size: int = 256):
         self.manifest = Manifest(tasks=specs, max_length=max_length, base_model="tfidf-logreg",
@@ -41,42 +40,20 @@ class BaselinePredictor(Predictor):
         """Predictor._run's contract: per job (tasks, inputs), the probabilities per task and truncation flags."""
         results = []
         for tasks, inputs in jobs:
-            texts = [SEPARATOR.join(parts) for parts in inputs]  # (text,) or (target, text), already normalised
-            outputs = {}
-            for task in tasks:
-                pipeline = self.pipelines[task]
-                probabilities = pipeline.predict_proba(texts) if texts else []
-                order = [list(pipeline.classes_).index(label) for label in self.manifest.task(task).labels]
-                outputs[task] = torch.tensor(probabilities, dtype=torch.float32)[:, order] if texts else torch.empty(0)
+            # (text,) or (target, text), already normalised
+            texts, targets = [parts[-1] for parts in inputs], [parts[0] if len(parts) == 2 else None for parts in inputs]
+            outputs = {task: torch.from_numpy(self.pipelines[task].probabilities(texts, targets)) for task in tasks}
             if progress:
                 progress(len(inputs))
             results.append((outputs, [False] * len(inputs)))
         return results
 
 
-def make_pipeline(rows: int):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import FeatureUnion, Pipeline
-
-    min_df = 2 if rows >= 1000 else 1  # drop one-off n-grams on real data; keep everything on tiny sets
-    features = FeatureUnion([
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=min_df)),
-        ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=min_df,
-                                 token_pattern=r"(?u)\b\w+\b")),
-    ])
-    return Pipeline([("tfidf", features), ("logreg", LogisticRegression(class_weight="balanced", max_iter=2000))])
-
-
-def baseline_input(text: str, target: str | None) -> str:
-    text = normalize(text, DEFAULT_SETTINGS)
-    return normalize(target, DEFAULT_SETTINGS) + SEPARATOR + text if target is not None else text
-
-
 def fit_baseline(train: list[Path], tasks: list[str], pair_tasks: set[str] = frozenset(),
                  skip_bad_rows: bool = False) -> BaselinePredictor:
-    """Train one pipeline per task on the rows of `train` labelled for it."""
+    """Train one n-gram classifier per task on the rows of `train` labelled for it."""
     from training.features import task_specs
+    from training.ngram_model import fit_ngram_classifier
 
     rows = read_rows(train, skip_bad_rows, tasks=tasks).rows
     present = {task for row in rows for task in row.labels}
@@ -93,12 +70,12 @@ def fit_baseline(train: list[Path], tasks: list[str], pair_tasks: set[str] = fro
                 raise DataError(f"{without[0]}: task '{spec.name}' compares text with a target, but the row has "
                                 f"no target ({len(without)} such rows); fix them or pass --skip-bad-rows.")
             labelled = [r for r in labelled if r.target and r.target.strip()]
-        inputs = [baseline_input(r.text, r.target if spec.input == "pair" else None) for r in labelled]
+        pair = spec.input == "pair"
+        inputs = [(normalize(r.target, DEFAULT_SETTINGS) if pair else None, normalize(r.text, DEFAULT_SETTINGS))
+                  for r in labelled]
         log.info("baseline: fitting task '%s' on %d rows", spec.name, len(inputs))
-        pipeline = make_pipeline(len(inputs))
         try:
-            pipeline.fit(inputs, [r.labels[spec.name] for r in labelled])
+            pipelines[spec.name] = fit_ngram_classifier(labelled, inputs, spec.name, list(spec.labels), pair)
         except ValueError as error:
             raise RasidError(f"the baseline could not be trained for task '{spec.name}': {error}.") from error
-        pipelines[spec.name] = pipeline
     return BaselinePredictor(specs, pipelines)

@@ -1,0 +1,99 @@
+"""Character n-gram TF-IDF features and a linear classifier over them, with numpy only.
+
+rasid's bundles carry one such classifier per task beside the encoder's heads and fuse the two answers:
+character n-grams catch surface cues (names, hashtags, dialect spellings) that a small encoder misses, and
+the two models' errors differ. Training fits them with scikit-learn (training/ngram_model.py); this module
+is what both training and serving use to turn text into features, so the two can never disagree.
+
+Features follow scikit-learn's `char_wb` analyzer: n-grams of 2-5 characters taken inside each word padded
+with spaces, sublinear term frequency (1 + log tf), times idf, L2-normalised. A pair (target, text) is the
+text's vector, the target's vector, and their element-wise product (the n-grams both share), side by side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+NGRAM_RANGE = (2, 5)
+
+
+def char_ngrams(text: str, low: int = NGRAM_RANGE[0], high: int = NGRAM_RANGE[1]) -> list[str]:
+    """scikit-learn's char_wb n-grams of lower-cased text: within words, each padded with one space a side."""
+    grams = []
+    for word in text.lower().split():
+        word = f" {word} "
+        for n in range(low, high + 1):
+            if len(word) < n:
+                grams.append(word)  # a word shorter than n counts once, as scikit-learn does
+                break
+            grams.extend(word[i : i + n] for i in range(len(word) - n + 1))
+    return grams
+
+
+@dataclass
+class SparseRow:
+    """One text's features: column indices and their weights (L2 norm 1 per part)."""
+
+    indices: np.ndarray
+    values: np.ndarray
+
+
+class TfidfFeatures:
+    """A fixed vocabulary (n-gram -> column) and its idf weights."""
+
+    def __init__(self, vocabulary: dict[str, int], idf: np.ndarray):
+        self.vocabulary = vocabulary
+        self.idf = np.asarray(idf, dtype=np.float32)
+
+    @property
+    def size(self) -> int:
+        return len(self.vocabulary)
+
+    def weights(self, text: str) -> dict[int, float]:
+        """column -> tf-idf weight of one text, L2-normalised."""
+        counts = Counter(self.vocabulary[g] for g in char_ngrams(text) if g in self.vocabulary)
+        weights = {column: (1.0 + math.log(count)) * float(self.idf[column]) for column, count in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        return {column: w / norm for column, w in weights.items()}
+
+    def row(self, text: str, target: str | None = None) -> SparseRow:
+        """The feature row of a text, or of a (target, text) pair: [text | target | text * target]."""
+        text_weights = self.weights(text)
+        if target is None:
+            items = sorted(text_weights.items())
+        else:
+            target_weights = self.weights(target)
+            shared = {c: w * target_weights[c] for c, w in text_weights.items() if c in target_weights}
+            items = [*sorted(text_weights.items()), *((c + self.size, w) for c, w in sorted(target_weights.items())),
+                     *((c + 2 * self.size, w) for c, w in sorted(shared.items()))]
+        indices = np.fromiter((c for c, _ in items), dtype=np.int64, count=len(items))
+        values = np.fromiter((w for _, w in items), dtype=np.float32, count=len(items))
+        return SparseRow(indices, values)
+
+
+class NgramClassifier:
+    """Multinomial logistic regression over TfidfFeatures: coef [labels, columns], intercept [labels]."""
+
+    def __init__(self, features: TfidfFeatures, coef: np.ndarray, intercept: np.ndarray, pair: bool):
+        self.features = features
+        self.coef = np.asarray(coef, dtype=np.float32)
+        self.intercept = np.asarray(intercept, dtype=np.float32)
+        self.pair = pair
+        expected = features.size * (3 if pair else 1)
+        if self.coef.shape[1] != expected:
+            raise ValueError(f"n-gram classifier has {self.coef.shape[1]} columns, its features {expected}")
+
+    def probabilities(self, texts: list[str], targets: list[str | None] | None = None) -> np.ndarray:
+        """[len(texts), labels] probabilities; texts (and targets) already normalised as the bundle does."""
+        targets = targets if targets is not None else [None] * len(texts)
+        logits = np.empty((len(texts), len(self.intercept)), dtype=np.float32)
+        for k, (text, target) in enumerate(zip(texts, targets)):
+            row = self.features.row(text, target if self.pair else None)
+            logits[k] = self.coef[:, row.indices] @ row.values + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
