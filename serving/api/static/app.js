@@ -9,7 +9,25 @@ const RULES = {
   "most-confident-non-neutral": "الفقرة الأوثق غير المحايدة؛ وإن كانت الفقرات كلها محايدة فالتسمية المحايدة بمتوسط احتمالها",
   "length-weighted-mean": "متوسط احتمالات الفقرات موزونًا بطول كل فقرة، ثم التسمية الأعلى",
 };
-const REASONS = { boilerplate: "من أثاث الصفحة لا من الخبر" };
+// Why a line was skipped, in Arabic (serving.documents.SKIP_REASONS); an unknown reason shows its code only.
+const REASONS = {
+  share: "أزرار مشاركة أو متابعة",
+  copyright: "سطر حقوق النشر",
+  cookies: "تنبيه ملفات الارتباط أو الخصوصية أو شروط الاستخدام",
+  "see-also": "رابط «اقرأ أيضًا» أو عنوان روابط ذات صلة",
+  tags: "سطر الوسوم",
+  subscribe: "نموذج اشتراك أو تسجيل دخول",
+  comments: "نموذج تعليق أو عدّاد تعليقات أو استطلاع",
+  disclaimer: "إخلاء مسؤولية",
+  site: "أزرار الموقع (طباعة، إعلان، الرئيسية) أو عدّاد مشاهدات",
+  menu: "قائمة تنقّل",
+  "furniture-run": "سطر طويل من عبارات أثاث الصفحة",
+  links: "روابط أو وسوم أو حسابات في الغالب",
+  "no-text": "أرقام ورموز في الغالب",
+  "too-short": "أقصر من جملة",
+  recurring: "سطر يتكرر في وثائق أخرى",
+  boilerplate: "من أثاث الصفحة لا من الخبر",
+};
 const PALETTE = ["#cfe3f7", "#f9d9c4", "#d4eccd", "#eed5f0", "#f7efb9", "#cdeeea", "#f5cfd6", "#dcd9f5",
   "#e6e0cf", "#c9e7f0", "#ece1f7", "#dff0c8"];
 const BAR_COLOURS = ["#2f7fb8", "#d0612c", "#4a9a3f", "#9b4fa8", "#b8952a", "#2c9a8f", "#c0455e", "#6a5fc0"];
@@ -352,7 +370,7 @@ function render({ response, threshold }) {
   $("skipped-summary").textContent = `أسطر متروكة (${response.skipped.length})`;
   $("skipped-list").replaceChildren(...response.skipped.map((s) => el("li", { class: "skipped-line" },
     el("span", { dir: "auto" }, s.text),
-    el("span", { class: "reason" }, `— ${REASONS[s.reason] || s.reason} `, el("code", {}, s.reason)))));
+    el("span", { class: "reason" }, REASONS[s.reason] ? `— ${REASONS[s.reason]} ` : "— ", el("code", {}, s.reason)))));
   $("skipped").hidden = response.skipped.length === 0;
   $("result").hidden = false;
 }
