@@ -16,6 +16,10 @@ With `abstain_below`, a verdict (or paragraph) whose score is below it is labell
 A document with no usable paragraph (empty, or all boilerplate) gets `"predictions": {}` and
 `"empty": true`; nothing is guessed.
 
+Page furniture (menus, share buttons, copyright, see-also links, tags, ...) is skipped and listed in
+"skipped" with its reason (`SKIP_REASONS`): `furniture_reason` judges each line alone, and `recurring_lines`
+finds the lines shared by many documents of one input (a site's menu and footer on each of its pages).
+
 Pure Python: no torch import; the predictor passed in does the model work.
 """
 
@@ -116,56 +120,220 @@ def _stripped(text: str, start: int, end: int):
         yield start, end
 
 
-# --- boilerplate -----------------------------------------------------------------------------------------
+# --- page furniture --------------------------------------------------------------------------------------
 
-_NETWORKS = (r"(?:فيسبوك|فيس ?بوك|الفيسبوك|تويتر|تويتّر|إكس|واتساب|واتس ?اب|الواتساب|تلغرام|تيليجرام|تليجرام|"
-             r"انستغرام|إنستغرام|انستجرام|إنستجرام|يوتيوب|اليوتيوب|لينكد ?إن|تيك ?توك|سناب ?شات|جوجل|"
+_NETWORKS = (r"(?:فيسبوك|فيس ?بوك|الفيسبوك|الفيس ?بوك|تويتر|تويتّر|إكس|واتساب|واتس ?اب|الواتساب|تلغرام|التلغرام|تيليجرام|"
+             r"تليجرام|التلجرام|انستغرام|إنستغرام|انستجرام|إنستجرام|يوتيوب|اليوتيوب|لينكد ?إن|تيك ?توك|سناب ?شات|جوجل|"
              r"البريد الإلكتروني|البريد الالكتروني|facebook|twitter|whatsapp|telegram|instagram|youtube|"
-             r"linkedin|tiktok|snapchat|e-?mail|x)")
-# Phrases that mark a line as page furniture when the line is short (a long line may quote them).
-_FURNITURE = re.compile("|".join([
-    r"تابعونا|تابعنا|تابع(?:وا)?\s+\S+(?:\s+\S+)?\s+(?:على|عبر)\s+" + _NETWORKS,
-    r"^(?:شارك|شاركها|شاركوا|مشاركة|انشر|أرسل|ارسل|غرّد|غرد)(?:\s+(?:الخبر|المقال|الموضوع|هذا|هذه|القصة))*"
-    r"(?:\s*(?:على|عبر|في|مع)?\s*" + _NETWORKS + r")*\s*[:.!]?$",
-    r"(?:شارك|انشر|مشاركة)\s+(?:على|عبر)\s+" + _NETWORKS,
-    r"(?:جميع|كل|كافة)\s+الحقوق\s+محفوظة|all rights reserved|copyright|©",
-    r"ملفات\s+(?:تعريف\s+)?الارتباط|الكوكيز|كوكيز|\bcookies?\b",
-    r"سياسة\s+الخصوصية|شروط\s+(?:الاستخدام|الخدمة)|privacy policy|terms of (?:use|service)",
-    r"^(?:اقرأ|إقرأ|اقرا)\s+(?:أيضا|أيضاً|ايضا|المزيد)|^(?:read more|see also|related)\b|^(?:أخبار|مواضيع|مقالات)\s+ذات\s+صلة",
-    r"اشترك\s+(?:في|ب)\s*(?:النشرة|القائمة|قناتنا)|newsletter|\bsubscribe\b|sign up|log ?in\b|تسجيل\s+(?:الدخول|الخروج)",
-    r"\b(?:share|tweet|follow us|like us)\b|(?:share|follow) (?:on|us)",
-    r"بريدك\s+(?:الإلكتروني|الالكتروني)|كلمة\s+السر|نشرتنا|your browser|javascript|\{\s*[*|#]",
-    r"\d[\d,.]*\s*(?:مشاهدة|مشاهدات|قراءة|views|comments)\b|^(?:منذ\s+\d+\s+\S+\s*)+$",
-    r"^(?:طباعة|print|أضف تعليق|اضف تعليق|التعليقات|تعليقات|comments?|إعلان|advertisement|الرئيسية|home)\s*[:.]?$",
-]), re.IGNORECASE)
+             r"linkedin|tiktok|snapchat|pinterest|e-?mail|x)")
+_ALSO = r"(?:أيضا|أيضاً|ايضا|ايضاً|أيضًا|كذلك)"
+
+# Why a paragraph was not classified: the `reason` of each entry of a result's "skipped".
+SKIP_REASONS = {
+    "share": "share or follow buttons (شارك, تابعونا على فيسبوك, Share on Twitter)",
+    "copyright": "a copyright line (جميع الحقوق محفوظة, حقوق النشر محفوظة, ©, All rights reserved)",
+    "cookies": "a cookie or privacy banner, terms of use",
+    "see-also": "a see-also / read-also link or a related-links heading (شاهد أيضاً, اقرأ أيضا, مواضيع ذات صلة, "
+                "Read more)",
+    "tags": "a tags line (الوسوم:, كلمات مفتاحية, Tags:)",
+    "subscribe": "newsletter, sign-up and log-in forms (اشترك في النشرة, بريدك الإلكتروني, Subscribe)",
+    "comments": "comment forms and counters, polls (أضف تعليق, التعليقات, 12 comments)",
+    "disclaimer": "a disclaimer (المقالات تعبر عن رأي أصحابها, not responsible for external content)",
+    "site": "print / advertisement / home / contact buttons, view counters, player and script notices",
+    "menu": "a run of short items between separators (Home | World | Sport)",
+    "furniture-run": "a long line made mostly of the phrases above (a flattened page header or footer)",
+    "links": "mostly links, hashtags or handles",
+    "no-text": "mostly digits and symbols (dates, times, counters, rows of dots)",
+    "too-short": "fewer than three words and no sentence end",
+    "recurring": "a line found in many other documents of the same input (menus, footers); see recurring_lines",
+}
+
+# Phrases that make a short line furniture (a long line may quote them, so they only count up to
+# FURNITURE_MAX_CHARS), by reason. Written from the Baly pages of the development half (benchmarks/furniture.py).
+_PHRASES = {
+    "share": [
+        r"تابعونا|تابعنا|تابعوا\s+(?:\S+\s+)?(?:على|عبر)|تواصلوا\s+معنا|تابع\s+\S+(?:\s+\S+)?\s+(?:على|عبر)\s+" + _NETWORKS,
+        r"^(?:شارك|شاركها|شاركوا|مشاركة|انشر|أرسل|ارسل|غرّد|غرد)(?:\s+(?:الخبر|المقال|الموضوع|هذا|هذه|القصة))*"
+        r"(?:\s*(?:على|عبر|في|مع)?\s*" + _NETWORKS + r")*\s*[:.!]?$",
+        r"(?:شارك|انشر|مشاركة)\s+(?:على|عبر)\s+" + _NETWORKS + r"|(?:شارك|أرسل)\s+(?:هذا\s+)?(?:المقال|الخبر)\s+(?:مع|إلى)",
+        r"(?:صفحتنا|قناتنا|حسابنا)\s+(?:على|في)|(?<!\w)(?:ال)?تواصل\s+معنا|اتصل\s+بنا|متابعون\s+آخرين|معجبون\s+بهذه",
+        r"\b(?:share|tweet|follow us|like us)\b|(?:share|follow) (?:on|us)|pin it",
+    ],
+    "copyright": [
+        r"(?:جميع|كل|كافة)\s+(?:ال)?حقوق|حقوق\s+(?:ال)?(?:نشر|طبع|تأليف|ملكية)|الحقوق\s+(?:\S+\s+)?محفوظة|"
+        r"حقوق(?:\s+\S+){0,3}\s+محفوظة",
+        r"all rights? (?:reserved|preserved)|copyright|©|\(\s*c\s*\)\s*(?:19|20)\d\d|licensed under",
+    ],
+    "cookies": [
+        r"ملفات\s+(?:تعريف\s+)?الارتباط|الكوكيز|كوكيز|\bcookies?\b",
+        r"سياسة\s+الخصوصية|شروط\s+(?:ال)?(?:استخدام|خدمة)|privacy policy|terms of (?:use|service)",
+    ],
+    "see-also": [
+        r"^(?:related|more from|recommended|you may (?:also )?like)\b",
+        r"(?:أخبار|مواضيع|موضوعات|مقالات|مواد|عناوين|روابط|قصص)\s+(?:ذات\s+(?:صلة|علاقة)|متعلقة|مشابهة|مرتبطة|أخرى)",
+        r"الأكثر\s+(?:قراءة|مشاهدة|تداولا|مشاركة|تعليقا)|الاكثر\s+(?:قراءة|مشاهدة)|(?:قد|ربما)\s+يعجبك|قد\s+(?:يهمك|تهمك)|"
+        r"اختيارات\s+المحرر|آخر\s+الأخبار|أحدث\s+(?:الأخبار|المقالات)|مقالات\s+أخرى\s+للكاتب|most (?:read|viewed|popular)|"
+        r"الأكثر\s+زيارة|الاكثر\s+زيارة|ينال\s+إعجابك|(?:أجدد|أحدث)\s+المقالات",
+    ],
+    "tags": [
+        r"^(?:ال)?وسوم\b|(?<!\w)(?:ال)?كلمات\s+(?:ال)?(?:مفتاحية|دلالية)|^(?:tags|keywords|tagged|filed under)\s*:",
+    ],
+    "subscribe": [
+        r"اشترك\s+(?:الآن\s+)?(?:في|ب|معنا)\s*|(?:النشرة|القائمة)\s+(?:البريدية|الإخبارية|الاخبارية)|نشرتنا|newsletter|"
+        r"\bsubscribe\b|sign (?:up|in)|log ?in\b|تسجيل\s+(?:الدخول|الخروج)|إنشاء\s+حساب|كلمة\s+(?:السر|المرور)|"
+        r"بريدك\s+(?:الإلكتروني|الالكتروني)|عنوان\s+البريد|أدخل\s+(?:بريدك|عنوان)",
+    ],
+    "comments": [
+        r"أضف\s+تعليق|اضف\s+تعليق|أضف\s+تعليقك|(?:انشر|اكتب|شارك)\s+تعليقك|لا\s+توجد\s+تعليقات|التعليقات\s+(?:المنشورة|مغلقة)|"
+        r"استطلاع(?:\s+رأي)?\b|هل\s+تؤيد|جاري\s+التحميل|\d[\d,.]*\s*(?:تعليق|تعليقات|comments)\b|"
+        r"(?:إيقاف|إغلاق)\s+التعليقات|تعليقات\s+(?:الفيس\s*بوك|فيسبوك)|(?:leave|post|add) a (?:comment|reply)|no comments",
+    ],
+    "disclaimer": [
+        r"(?:تمثل|تعبر\s+عن|تعب\s*-*\s*ر\s+(?:بالضرورة\s+)?عن)\s+رأي\s+(?:كتابها|كاتبها|أصحابها|صاحبها)|"
+        r"لا\s+(?:تعبر|تمثل|تعكس)\s+(?:بالضرورة\s+)?(?:عن\s+)?(?:رأي|وجهة\s+نظر|سياسة)|"
+        r"(?:ليست|ليس|غير)\s+مسؤول(?:ة)?\s+عن\s+(?:محتوى|صحة)",
+    ],
+    "site": [
+        r"\d[\d,.]*\s*(?:مشاهدة|مشاهدات|قراءة|views)\b|^(?:منذ\s+\d+\s+\S+\s*)+$|^(?:قبل\s+\S+(?:\s+\S+)?\s*)+$",
+        r"^(?:طباعة|print|أضف تعليق|اضف تعليق|التعليقات|تعليقات|comments?|إعلان|إعلانات|advertisement|الرئيسية|"
+        r"home|اتصل بنا|من نحن|contact us|about us|حجم الخط|البحث|search|menu|القائمة)\s*[:.]?$",
+        r"your browser|javascript|\{\s*[*|#{]|powered by|designed by|developed by|تصميم\s+و\s*تطوير|برمجة\s+وتطوير|"
+        r"طباعة\s+الرابط|(?<!\w)عن\s+الموقع\b|"
+        r"المستعرض\s+لا\s+يدعم|لا\s+يدعم\s+(?:تشغيل\s+)?الفيديو",
+    ],
+}
+_SHORT_RULES = [(reason, re.compile("|".join(patterns), re.IGNORECASE)) for reason, patterns in _PHRASES.items()]
+_ALL_PHRASES = re.compile("|".join(f"(?:{p})" for patterns in _PHRASES.values() for p in patterns
+                                   if not p.startswith("^")), re.IGNORECASE)
 FURNITURE_MAX_CHARS = 160  # longer lines that merely mention "follow us" are kept: they may carry news
+# Lines that open with a see-also / tags label are furniture up to this length whatever follows (a headline or
+# a list of tags), unless a see-also label is followed by a sentence of the article (see furniture_reason).
+LABELLED_MAX_CHARS = 300
+_LABELLED = [
+    ("see-also", re.compile(r"^[\W_]*(?:(?:اقرأ|إقرأ|اقرا|إقرا|شاهد|طالع|تابع|اطلع)\s+(?:" + _ALSO + r"|المزيد)|"
+                            r"read (?:also|more)|see also|also read)(?!\w)\s*[:：\-–—]?", re.IGNORECASE)),
+    ("tags", re.compile(r"^[\W_]*(?:(?:ال)?وسوم|(?:ال)?كلمات\s+(?:ال)?(?:مفتاحية|دلالية)|tags|keywords)\s*[:：]", re.IGNORECASE)),
+]
+# A long line is furniture when such phrases are dense in it: a flattened footer ("الأكثر قراءة ... اشترك في
+# النشرة ... جميع الحقوق محفوظة") has one every few words; an article sentence quoting one has one in a line.
+RUN_MIN_PHRASES = 3
+RUN_CHARS_PER_PHRASE = 90  # ... and at least one per this many characters
 _MENU_SEPARATORS = re.compile(r"\s*[|•·»›]\s*|\s+[-–/]\s+")
 _LINK_LIKE = re.compile(r"^(?:https?://\S+|www\.\S+|#\S+|@\w+|\S+\.(?:com|net|org|me|ly|co)(?:/\S*)?)$", re.IGNORECASE)
 _SENTENCE_PUNCT = re.compile(r"[.!?؟:…]\s*[\"'»”)]*$")
+_FULL_STOP = re.compile(r"(?<![.…])[.!?؟]\s*[\"'»”)]*$")  # a full stop, not the dots of a cut-off teaser
 MIN_WORDS = 3  # a line of fewer words (tokens with a letter) is kept only if it ends like a sentence ("استقال الوزير.")
 
 
-def is_boilerplate(line: str) -> bool:
-    """True for page furniture: share/follow buttons, copyright and cookie lines, menus, link lists, and
-    lines too short or too symbol-heavy to be a news sentence. Meant for one line (one paragraph)."""
+def furniture_reason(line: str) -> str | None:
+    """Why `line` (one paragraph) is page furniture rather than news, a key of SKIP_REASONS; None for news.
+
+    Looks at the line alone; `recurring_lines` adds what only a whole input shows (lines shared by many
+    documents)."""
     s = " ".join(line.split())
     if not s:
-        return True
+        return "too-short"
     words = s.split(" ")
     wordy = [w for w in words if any(c.isalpha() for c in w)]  # "." and "2018" are not words here
-    if len(s) <= FURNITURE_MAX_CHARS and _FURNITURE.search(s):
-        return True
+    if len(s) <= LABELLED_MAX_CHARS:
+        for reason, pattern in _LABELLED:
+            label = pattern.match(s)
+            # "شاهد أيضاً : التحالف يرسل تعزيزات" is a link to another page; "اقرأ أيضا : قال الوزير إن ... ."
+            # is the article's own sentence whose link the scraper lost
+            if label and not (reason == "see-also" and _FULL_STOP.search(s[label.end():])):
+                return reason
+    if len(s) <= FURNITURE_MAX_CHARS:
+        for reason, pattern in _SHORT_RULES:
+            if pattern.search(s):
+                return reason
+    phrases = len(_ALL_PHRASES.findall(s))
+    if len(s) > FURNITURE_MAX_CHARS and phrases >= RUN_MIN_PHRASES and len(s) / phrases <= RUN_CHARS_PER_PHRASE:
+        return "furniture-run"
     parts = [p for p in _MENU_SEPARATORS.split(s) if p]
     if len(parts) >= 4 and sum(len(p.split()) for p in parts) / len(parts) <= 3:
-        return True  # a menu: many separators between items of one to three words
+        return "menu"  # many separators between items of one to three words
     if sum(bool(_LINK_LIKE.match(w)) for w in words) >= max(1, len(words) / 2):
-        return True  # mostly links, hashtags or handles
+        return "links"  # mostly links, hashtags or handles
     letters = sum(c.isalpha() for c in s)
     if letters < 0.5 * len(s.replace(" ", "")):
-        return True  # dates, times, view counts, rows of dots
+        return "no-text"  # dates, times, view counts, rows of dots
     if len(wordy) <= 1 or (len(wordy) < MIN_WORDS and not _SENTENCE_PUNCT.search(s)):
-        return True
-    return False
+        return "too-short"
+    return None
+
+
+def is_boilerplate(line: str) -> bool:
+    """True for page furniture (furniture_reason gives why). Meant for one line (one paragraph)."""
+    return furniture_reason(line) is not None
+
+
+# --- furniture shared by the documents of one input ------------------------------------------------------
+
+RECURRING_MIN_DOCUMENTS = 5  # a line must be in at least this many otherwise different documents ...
+RECURRING_MIN_CHARS = 12  # ... and be more than a word or two ("وأضاف :" recurs everywhere, and is kept or
+                          # dropped by the line rules)
+NEAR_DUPLICATE = 0.5  # documents sharing this share of their text are one story (syndicated, scraped twice)
+_PAIR_LINES_MAX = 50  # lines in more documents than this are not used to find near-duplicates (menus are)
+
+
+def line_key(line: str) -> str:
+    """What two lines must share to count as the same line: their words (whitespace collapsed)."""
+    return " ".join(line.split())
+
+
+def recurring_lines(texts: list[str], min_documents: int = RECURRING_MIN_DOCUMENTS) -> frozenset[str]:
+    """The lines (as `line_key`s) that recur across at least `min_documents` of `texts` that are otherwise
+    different: a site's menu, footer or "most read" box, repeated on each of its pages in one input.
+
+    Documents are counted once per story: identical texts, and near-duplicates (sharing at least NEAR_DUPLICATE
+    of the characters of the shorter one's distinct lines: the same wire story on two sites, a page scraped
+    twice) count as one, so a story's own sentences do not become furniture because it was collected several
+    times. Characters, not lines: a menu is many short lines and a story a few long ones. Fewer than
+    `min_documents` documents (one /v1/analyze request) have no recurring lines."""
+    documents = [frozenset(k for k in map(line_key, text.split("\n")) if len(k) >= RECURRING_MIN_CHARS)
+                 for text in dict.fromkeys(texts)]
+    if len(documents) < min_documents:
+        return frozenset()
+    holders: dict[str, list[int]] = {}
+    for index, lines in enumerate(documents):
+        for key in lines:
+            holders.setdefault(key, []).append(index)
+    shared: dict[tuple[int, int], int] = {}  # characters of the lines two documents share
+    for key, indices in holders.items():
+        if 1 < len(indices) <= _PAIR_LINES_MAX:
+            for a in range(len(indices)):
+                for b in range(a + 1, len(indices)):
+                    pair = (indices[a], indices[b])
+                    shared[pair] = shared.get(pair, 0) + len(key)
+    sizes = [sum(map(len, lines)) for lines in documents]
+    story = list(range(len(documents)))  # union-find: near-duplicate documents share a root
+
+    def root(i: int) -> int:
+        while story[i] != i:
+            story[i] = story[story[i]]
+            i = story[i]
+        return i
+
+    for (a, b), characters in shared.items():
+        if characters >= NEAR_DUPLICATE * min(sizes[a], sizes[b]):
+            story[root(a)] = root(b)
+    return frozenset(key for key, indices in holders.items()
+                     if len(indices) >= min_documents and len({root(i) for i in indices}) >= min_documents)
+
+
+def paragraph_line(text: str, paragraph: Paragraph) -> str:
+    """The whole line of `text` that `paragraph` was cut from (a long line gives several paragraphs)."""
+    start = text.rfind("\n", 0, paragraph.start) + 1
+    end = text.find("\n", paragraph.end)
+    return text[start:end if end >= 0 else len(text)]
+
+
+def skip_reason(text: str, paragraph: Paragraph, recurring: frozenset[str] = frozenset()) -> str | None:
+    """Why `paragraph` of document `text` is not classified (a key of SKIP_REASONS), or None to classify it."""
+    reason = furniture_reason(paragraph.text)
+    if reason is None and recurring and line_key(paragraph_line(text, paragraph)) in recurring:
+        return "recurring"
+    return reason
 
 
 # --- analysis --------------------------------------------------------------------------------------------
@@ -198,21 +366,27 @@ def analyze_document(predictor, text: str, target: str | None = None, tasks=None
 
 def analyze_documents(predictor, texts: list[str], targets: list[str | None] | None = None, tasks=None,
                       abstain_below: float | None = None, progress=None,
-                      abstain_unseen_targets: bool = False) -> list[dict]:
+                      abstain_unseen_targets: bool = False, recurring: frozenset[str] | None = None) -> list[dict]:
     """`analyze_document` for many documents, with all their paragraphs in one `predict_items` call (so
-    batches are filled across documents). `progress(n)` is called as paragraphs are done."""
+    batches are filled across documents). `progress(n)` is called as paragraphs are done.
+
+    `recurring`: the lines that are furniture because they recur across the input (`recurring_lines`). None
+    computes them from `texts`; a caller that passes one input in several calls computes them once over the
+    whole input and passes them to each call, so every document is judged against the same set."""
     from serving.predictor import Item  # the predictor module imports torch; only reached with a predictor
 
     manifest = predictor.manifest
     names = predictor.check_tasks(tasks)
     targets = list(targets) if targets is not None else [None] * len(texts)
+    recurring = recurring_lines(texts) if recurring is None else recurring
     results, kept = [], []  # kept: (document index, paragraph)
     for index, (text, target) in enumerate(zip(texts, targets)):
         skipped = []
         for paragraph in split_paragraphs(text, char_budget(manifest.max_length, target)):
-            if is_boilerplate(paragraph.text):
+            reason = skip_reason(text, paragraph, recurring)
+            if reason is not None:
                 skipped.append({"text": paragraph.text, "start": paragraph.start, "end": paragraph.end,
-                                "reason": "boilerplate"})
+                                "reason": reason})
             else:
                 kept.append((index, paragraph))
         results.append({"predictions": {}, "paragraphs": [], "skipped": skipped, "truncated": False,

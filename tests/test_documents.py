@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from serving.bundle import TaskSpec
-from serving.documents import (RULE_MEAN, RULE_NEUTRAL, UNCERTAIN, analyze_document, char_budget,
-                               document_verdict, is_boilerplate, split_paragraphs)
+from serving.documents import (RULE_MEAN, RULE_NEUTRAL, SKIP_REASONS, UNCERTAIN, analyze_document,
+                               analyze_documents, char_budget, document_verdict, furniture_reason, is_boilerplate,
+                               recurring_lines, split_paragraphs)
 from tests.samples import ARTICLE, CLAIM, STANCE, TOPIC
 
 # A second article, written for this test: CRLF line ends, indentation, a cookie banner, a link line, a
@@ -102,6 +103,107 @@ def test_news_sentences_are_kept(line):
     assert not is_boilerplate(line)
 
 
+# --- page furniture: the line rules and the lines recurring across an input ----------------------------
+
+# Written for this test after the kind of page the issue was filed on (a scraped article about the SDF, the
+# coalition and Turkey): a see-also link, a tags line and a copyright line between the news paragraphs.
+SEED_LIKE = (
+    "قوات سوريا الديمقراطية تعلن السيطرة على قرى جديدة شرق الفرات\n"
+    "أعلنت قوات سوريا الديمقراطية المدعومة من التحالف الدولي سيطرتها على ثلاث قرى جديدة بعد معارك مع تنظيم داعش.\n"
+    "شاهد أيضاً : تركيا تحشد قواتها على الحدود مع سوريا\n"
+    "وقال متحدث باسم التحالف إن الدعم الجوي سيستمر رغم التهديدات التركية بشن عملية عسكرية في المنطقة.\n"
+    "الوسوم: قسد, التحالف الدولي, تركيا, سوريا\n"
+    "حقوق النشر محفوظة\n"
+)
+
+
+def test_the_seed_like_article_drops_see_also_tags_and_copyright_each_with_its_reason():
+    predictor = ScriptedPredictor([TOPIC_SPEC], {p.text: {"topic": [0.6, 0.4]} for p in split_paragraphs(SEED_LIKE)})
+    result = analyze_document(predictor, SEED_LIKE)
+    assert [(s["text"], s["reason"]) for s in result["skipped"]] == [
+        ("شاهد أيضاً : تركيا تحشد قواتها على الحدود مع سوريا", "see-also"),
+        ("الوسوم: قسد, التحالف الدولي, تركيا, سوريا", "tags"),
+        ("حقوق النشر محفوظة", "copyright"),
+    ]
+    assert len(result["paragraphs"]) == 3 and all(SEED_LIKE[s["start"]:s["end"]] == s["text"] for s in result["skipped"])
+    assert all(s["reason"] in SKIP_REASONS for s in result["skipped"])
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("شاهد أيضاً : تركيا تحشد قواتها على الحدود مع سوريا", "see-also"), ("اقرأ أيضا", "see-also"),
+    ("إقرأ أيضاً: الجيش يعلن السيطرة على المدينة", "see-also"), ("اقرأ المزيد", "see-also"),
+    ("مواضيع ذات صلة", "see-also"), ("أخبار متعلقة", "see-also"), ("الأكثر قراءة", "see-also"),
+    ("Read more: Turkey masses troops on the border", "see-also"), ("See also", "see-also"),
+    ("Related articles", "see-also"),
+    ("الوسوم: قسد, التحالف الدولي", "tags"), ("كلمات مفتاحية : سوريا تركيا", "tags"), ("Tags: Syria, SDF", "tags"),
+    ("حقوق النشر محفوظة", "copyright"), ("جميع الحقوق محفوظة لموقع الخبر 2018", "copyright"),
+    ("© 2024 Example News. All rights reserved.", "copyright"),
+    ("اشترك في النشرة البريدية", "subscribe"), ("Subscribe to our newsletter", "subscribe"),
+    ("شارك على فيسبوك", "share"), ("Share on Twitter", "share"), ("تابعونا على تويتر", "share"),
+    ("أضف تعليقك", "comments"), ("Leave a comment", "comments"), ("12 Comments", "comments"),
+    ("نستخدم ملفات تعريف الارتباط لتحسين تجربتك", "cookies"), ("We use cookies to improve your experience.", "cookies"),
+    ("المقالات المنشورة تعبر عن رأي أصحابها", "disclaimer"),
+    ("Home | World | Business | Sport | Video", "menu"), ("https://t.co/abc #عاجل #الجزيرة", "links"),
+    ("16 : 42 27 / 12 / 2018", "no-text"), ("الرئيسية", "site"), ("المنطقة .", "too-short"),
+])
+def test_each_kind_of_furniture_has_its_reason(line, reason):
+    assert furniture_reason(line) == reason
+
+
+def test_a_flattened_footer_is_furniture_however_long_and_a_news_line_quoting_one_phrase_is_not():
+    footer = ("المصدر الجزيرة مباشر رويترز كلمات مفتاحية اقرأ أيضا الأكثر قراءة Secondary navigation التذييل "
+              "شاركوا في النقاش عبر صفحتنا على فيسبوك واشترك في النشرة البريدية لتصلك آخر الأخبار يوميا جميع "
+              "الحقوق محفوظة 2017 شبكة الجزيرة الإعلامية")
+    assert len(footer) > 160 and furniture_reason(footer) == "furniture-run"
+    news = ("وقال المتحدث باسم الحكومة في مؤتمر صحفي إن الوزارة نشرت تفاصيل الخطة على صفحتها الرسمية، وإن جميع "
+            "الحقوق المالية للمتضررين محفوظة وستصرف خلال الأسابيع المقبلة بعد انتهاء عمليات الحصر في المحافظات.")
+    assert furniture_reason(news) is None
+
+
+def test_a_see_also_label_followed_by_an_article_sentence_is_kept():
+    # scrapers drop the link and leave the label: the sentence after it is the article's own
+    assert furniture_reason("اقرأ أيضا : قال الوزير في مؤتمر صحفي إن الخطة ستبدأ الشهر المقبل .") is None
+
+
+MENU, FOOTER = "الرئيسية أخبار سياسة اقتصاد رياضة فيديو", "موقع الخبر اليومي منصة إخبارية مستقلة منذ 2011"
+
+
+def site_page(k: int) -> str:
+    """A page of one site: the same menu and footer around its own two news paragraphs."""
+    return (f"{MENU}\nأعلنت الحكومة اليوم الخطة رقم {k} لدعم المزارعين في المحافظات الشمالية بقروض ميسرة.\n"
+            f"وقال الوزير إن المرحلة {k} من المشروع تبدأ بعد شهرين وتشمل آلاف الأسر في الأرياف.\n{FOOTER}")
+
+
+def test_lines_recurring_across_the_documents_of_an_input_are_furniture():
+    pages = [site_page(k) for k in range(6)]
+    assert furniture_reason(MENU) is None and furniture_reason(FOOTER) is None  # neither looks like furniture alone
+    assert recurring_lines(pages) == {MENU, FOOTER}
+    script = {p.text: {"topic": [0.7, 0.3]} for page in pages for p in split_paragraphs(page)}
+    results = analyze_documents(ScriptedPredictor([TOPIC_SPEC], script), pages)
+    for result in results:
+        assert [(s["text"], s["reason"]) for s in result["skipped"]] == [(MENU, "recurring"), (FOOTER, "recurring")]
+        assert len(result["paragraphs"]) == 2
+
+
+def test_recurrence_needs_enough_otherwise_different_documents():
+    assert recurring_lines([site_page(k) for k in range(4)]) == set()  # fewer pages than RECURRING_MIN_DOCUMENTS
+    assert recurring_lines([site_page(0)]) == set()  # one /v1/analyze article has no recurring lines
+    # the same story collected six times (syndicated or re-scraped: only its last line differs) is one story
+    # whose sentences stay news
+    story = site_page(1).split("\n")[1:3]
+    copies = ["\n".join([*story, f"نشر على الموقع رقم {k} من شبكة المواقع الإخبارية الكبرى"]) for k in range(6)]
+    assert recurring_lines(copies) == set()
+
+
+def test_a_caller_splitting_an_input_passes_the_recurring_lines_of_the_whole_input():
+    pages = [site_page(k) for k in range(6)]
+    script = {p.text: {"topic": [0.7, 0.3]} for page in pages for p in split_paragraphs(page)}
+    alone = analyze_documents(ScriptedPredictor([TOPIC_SPEC], script), pages[:2])  # two pages: nothing recurs
+    assert [s["reason"] for s in alone[0]["skipped"]] == []
+    chunk = analyze_documents(ScriptedPredictor([TOPIC_SPEC], script), pages[:2], recurring=recurring_lines(pages))
+    assert [s["reason"] for s in chunk[0]["skipped"]] == ["recurring", "recurring"]
+
+
 # --- verdict rules, on a predictor double whose answers are set per paragraph ----------------------------
 
 def _answer(labels, probabilities):
@@ -160,7 +262,7 @@ def test_claim_verdict_is_the_most_confident_non_neutral_paragraph():
     assert [p["text"] for p in result["paragraphs"]] == [P1, P2]
     for p in result["paragraphs"] + result["skipped"]:
         assert ARTICLE[p["start"]:p["end"]] == p["text"]
-    assert {s["reason"] for s in result["skipped"]} == {"boilerplate"} and len(result["skipped"]) == 4
+    assert [s["reason"] for s in result["skipped"]] == ["menu", "share", "share", "copyright"]
     assert result["truncated"] is False and result["empty"] is False
 
 

@@ -124,6 +124,13 @@ def run(args) -> int:
                                       precision=args.precision)
     sink = open_sink(fmt, output, start, survey.columns, manifest, task_names, args.documents)
     size = CHUNK_DOCUMENTS if args.documents else CHUNK_ROWS
+    # Furniture that recurs across the input's documents (a site's menu and footer) is found over the whole
+    # input, not per chunk, so every chunk, and a resumed run, skips the same lines.
+    recurring = None
+    if args.documents:
+        from serving.documents import recurring_lines
+
+        recurring = recurring_lines(row.text for _, row in accepted_rows(files, pair_tasks))
     written = start.rows
     stop = StopRequest()
     try:
@@ -131,7 +138,7 @@ def run(args) -> int:
                         unit="document" if args.documents else "row") as bar:
             for chunk in chunks(accepted_rows(files, pair_tasks), size, skip=written):
                 results = predict_chunk(predictor, [row for _, row in chunk], tasks, args.documents,
-                                        args.abstain_below, args.abstain_unseen_targets)
+                                        args.abstain_below, args.abstain_unseen_targets, recurring)
                 sink.write([output_line(record, result, args.keep_text) for (record, _), result in zip(chunk, results)])
                 written += len(chunk)
                 progress.save(*sink.committed())
@@ -316,13 +323,13 @@ def chunks(rows, size: int, skip: int = 0):
 
 
 def predict_chunk(predictor, rows, tasks, documents: bool, abstain_below: float | None,
-                  abstain_unseen_targets: bool = False) -> list[dict]:
+                  abstain_unseen_targets: bool = False, recurring: frozenset[str] | None = None) -> list[dict]:
     """The result of each row ({predictions, truncated, skipped_tasks}, plus the document fields), in order."""
     if documents:
         from serving.documents import analyze_documents
 
         return analyze_documents(predictor, [r.text for r in rows], [r.target for r in rows], tasks, abstain_below,
-                                 abstain_unseen_targets=abstain_unseen_targets)
+                                 abstain_unseen_targets=abstain_unseen_targets, recurring=recurring)
     from serving.predictor import Item
 
     return [{"predictions": r.predictions, "truncated": r.truncated, "skipped_tasks": r.skipped_tasks}
