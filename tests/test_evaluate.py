@@ -40,6 +40,69 @@ def test_evaluate_writes_parseable_report(trained_bundle, sample_data, tmp_path,
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_risk_coverage_by_hand():
+    from training.report import risk_coverage
+
+    gold = ["a", "a", "b", "b", "a"]
+    predicted = ["a", "b", "b", "a", "(no verdict)"]
+    confidences = [0.9, 0.4, 0.7, 0.6, None]  # the last row has no answer: never kept
+    rows = {r["threshold"]: r for r in risk_coverage(gold, predicted, confidences, ["a", "b"], (0.3, 0.65, 0.95))}
+    assert rows[0.3] == {"threshold": 0.3, "answered": 4, "coverage": 0.8, "accuracy": 0.5, "macro_f1": 0.5}
+    assert rows[0.65] == {"threshold": 0.65, "answered": 2, "coverage": 0.4, "accuracy": 1.0, "macro_f1": 1.0}
+    assert rows[0.95] == {"threshold": 0.95, "answered": 0, "coverage": 0.0, "accuracy": None, "macro_f1": None}
+
+
+def test_the_report_has_a_risk_coverage_table_and_plot_per_task(trained_bundle, sample_data, tmp_path, capsys):
+    from training.report import RISK_COVERAGE_THRESHOLDS
+
+    report_dir = tmp_path / "report"
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data),
+                 "--report", str(report_dir)]) == 0
+    assert "risk-coverage (percent):" in capsys.readouterr().out
+    tasks = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))["models"]["rasid"]["tasks"]
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    for task, scores in tasks.items():
+        table = scores["risk_coverage"]
+        assert [r["threshold"] for r in table] == list(RISK_COVERAGE_THRESHOLDS) == [
+            0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+        coverage = [r["coverage"] for r in table]
+        assert coverage == sorted(coverage, reverse=True)  # a higher threshold never keeps more
+        assert all(r["answered"] == round(r["coverage"] * scores["n"]) for r in table)
+        assert (report_dir / f"risk-coverage-{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"risk-coverage-{task}.png" in markdown
+    assert "| abstain below | answered | coverage | accuracy (answered) | macro-F1 (answered) |" in markdown
+
+
+def test_evaluate_abstain_below_scores_uncertain_answers_as_wrong_and_reports_what_was_kept(
+        trained_bundle, tmp_path, capsys):
+    from serving.predictor import Predictor
+    from tests.samples import TOPIC
+
+    data = write_jsonl(tmp_path / "topic.jsonl", [{"text": t, "topic": label} for t, label in TOPIC])
+    answers = Predictor.from_bundle(trained_bundle).predict([t for t, _ in TOPIC], tasks=["topic"])
+    scores = sorted(a["topic"]["score"] for a in answers)
+    threshold = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2  # keeps the surer half
+    kept = [a["topic"]["label"] == label for a, (_, label) in zip(answers, TOPIC) if a["topic"]["score"] >= threshold]
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data), "--abstain-below", str(threshold),
+                 "--report", str(tmp_path / "report")]) == 0
+    assert f"abstaining below {threshold:g}: {len(kept)} of {len(TOPIC)} answered" in capsys.readouterr().out
+    report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
+    assert report["abstain_below"] == threshold
+    topic = report["models"]["rasid"]["tasks"]["topic"]
+    abstention = topic["abstention"]
+    assert abstention["answered"] == len(kept) and abstention["uncertain"] == len(TOPIC) - len(kept)
+    assert abstention["coverage"] == pytest.approx(len(kept) / len(TOPIC))
+    assert abstention["accuracy"] == pytest.approx(sum(kept) / len(kept))  # of the answered rows
+    assert topic["accuracy"] == pytest.approx(sum(kept) / len(TOPIC))  # uncertain answers count as wrong
+    assert sum(topic["confusion"]["counts"][k][topic["confusion"]["columns"].index("uncertain")]
+               for k in range(len(topic["confusion"]["labels"]))) == len(TOPIC) - len(kept)
+
+
+def test_evaluate_refuses_a_threshold_outside_zero_to_one(trained_bundle, sample_data, capsys):
+    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--abstain-below", "0"]) == 2
+    assert "--abstain-below must be in (0, 1]" in capsys.readouterr().err
+
+
 def test_evaluate_scores_the_precision_asked_and_says_which_ran(trained_bundle, sample_data, tmp_path, capsys):
     for precision in ("fp32", "int8"):
         assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--tasks", "topic",

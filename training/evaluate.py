@@ -1,8 +1,11 @@
 """`rasid evaluate`: score a bundle (and optionally the TF-IDF baseline beside it) on labelled data.
 
 Per task: n, accuracy, macro-F1, per-class precision/recall/F1/support, expected calibration error, a
-confusion matrix, and for target stance the StanceEval 2024 score. With --documents each row's text is a
+confusion matrix, for target stance the StanceEval 2024 score, and a risk-coverage table (what each
+`abstain_below` threshold keeps, and how good the kept answers are). With --documents each row's text is a
 whole article, classified paragraph by paragraph and scored by its document verdict (serving.documents).
+With --abstain-below P, answers scoring below P are "uncertain": counted as wrong in the scores, and the
+report says how many answers were kept and how good those were.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from serving import __version__
+from serving.abstention import check_threshold
 from serving.errors import DataError, RasidError
 from training.cli import add_arithmetic_options
 from training.data import Row, read_rows
@@ -30,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--baseline", action="store_true", help="also train the TF-IDF baseline on --train and compare")
     p.add_argument("--train", nargs="+", type=Path, default=[], help="training files for --baseline")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task of the bundle found in the data)")
+    p.add_argument("--abstain-below", type=float, metavar="P",
+                   help="answer 'uncertain' when the top score is below P, as serving would (see the report's "
+                        "risk-coverage table to choose P)")
     p.add_argument("--batch-size", type=int, default=32)
     add_arithmetic_options(p)
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
@@ -47,17 +54,19 @@ def run(args) -> int:
         raise RasidError("--baseline trains the TF-IDF baseline: give its training files with --train FILE ...")
     if args.batch_size < 1:
         raise RasidError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    check_threshold(args.abstain_below)
     predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast,
                                       precision=args.precision)
     tasks = predictor.check_tasks(parse_tasks(args.tasks))
     rows = read_rows(args.data, args.skip_bad_rows, tasks=tasks).rows
     specs = [predictor.manifest.task(t) for t in tasks]
     report = new_report(args.data, args.documents)
+    report["abstain_below"] = args.abstain_below
     by_task = rows_by_task(rows, specs, args.skip_bad_rows)
     report["models"]["rasid"] = {
         "description": f"fine-tuned bundle {args.model} (base {predictor.manifest.base_model}), "
                        f"run on {predictor.backend}",
-        "tasks": evaluate_model(predictor, by_task, args.documents)}
+        "tasks": evaluate_model(predictor, by_task, args.documents, args.abstain_below)}
     if args.baseline:
         from training.baseline import describe
         from training.baseline_model import fit_baseline
@@ -67,7 +76,7 @@ def run(args) -> int:
         report["models"]["baseline"] = {
             "description": describe(args.train),
             "tasks": evaluate_model(baseline, rows_by_task(rows, baseline.manifest.tasks, args.skip_bad_rows),
-                                    args.documents)}
+                                    args.documents, args.abstain_below)}
     finish(report, args.report)
     return 0
 
@@ -128,9 +137,11 @@ def rows_by_task(rows: list[Row], specs, skip_bad_rows: bool = False) -> dict[st
     return by_task
 
 
-def evaluate_model(predictor, by_task: dict[str, list[Row]], documents: bool = False) -> dict[str, dict]:
+def evaluate_model(predictor, by_task: dict[str, list[Row]], documents: bool = False,
+                   abstain_below: float | None = None) -> dict[str, dict]:
     """Scores per task for a predictor (a rasid Predictor or the baseline). Each input kind is predicted in
-    one batched pass over the rows that need it."""
+    one batched pass over the rows that need it. Abstention is applied in scoring (training.report), so the
+    same answers also give the risk-coverage table."""
     from tqdm import tqdm
 
     from serving.documents import analyze_documents
@@ -162,5 +173,6 @@ def evaluate_model(predictor, by_task: dict[str, list[Row]], documents: bool = F
                 name, labels, gold=[row.labels[name] for row in by_task[name]],
                 predicted=[a["label"] if a else NO_VERDICT for a in found],
                 probabilities=[[a["scores"][l] for l in labels] if a else None for a in found],
-                targets=[row.target for row in by_task[name]])
+                targets=[row.target for row in by_task[name]],
+                confidences=[a["score"] if a else None for a in found], abstain_below=abstain_below)
     return out
