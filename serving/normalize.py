@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, fields
 
 # Harakat, tanween, shadda, sukun, superscript alef and Quranic marks: they rarely change meaning in news
@@ -67,3 +68,19 @@ def normalize(text: str, settings: NormalizationSettings = DEFAULT_SETTINGS) -> 
     if settings.collapse_whitespace:
         text = _SPACES.sub(" ", text).strip()
     return text
+
+
+# Characters that leave nothing for a model to read, whatever the settings: marks that sit on a letter (harakat,
+# Quranic marks: Unicode Mn/Me), tatweel, and characters that are not text at all (NUL and other controls: Cc;
+# zero-width and bidi controls, byte-order marks: Cf), besides spaces. Normalisation strips diacritics and
+# tatweel; the rest the tokenizer drops or maps to nothing, so such a text would get a confident-looking label
+# computed from an empty input.
+_NOTHING_CATEGORIES = {"Mn", "Me", "Cc", "Cf", "Zs", "Zl", "Zp"}
+NOTHING_TO_READ = ("holds nothing to classify once normalised: only diacritics, tatweel, control, zero-width or "
+                   "bidi characters")
+
+
+def nothing_to_read(text: str) -> bool:
+    """True when `text` is made only of what normalisation and tokenisation remove (see _NOTHING_CATEGORIES):
+    such a text is bad input, refused with NOTHING_TO_READ, not classified."""
+    return all(c.isspace() or c == _TATWEEL or unicodedata.category(c) in _NOTHING_CATEGORIES for c in text)

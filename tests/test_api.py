@@ -115,6 +115,23 @@ def test_malformed_bodies_are_422(client, raw, detail):
     assert response.json()["detail"].startswith(detail)
 
 
+@pytest.mark.parametrize("path, body, field", [
+    ("/v1/classify", {"text": "\u064e\u0650\u0651"}, "body.text"),  # diacritics only
+    ("/v1/classify", {"text": "\u0640\u0640\u0640"}, "body.text"),  # tatweel
+    ("/v1/classify", {"text": "\x00\x00 \x00"}, "body.text"),  # NULs
+    ("/v1/classify", {"text": "\u200b\u200c\u2060\ufeff"}, "body.text"),  # zero-width characters
+    ("/v1/classify", {"text": "\u202b\u202e\u2066\u200f"}, "body.text"),  # bidi controls
+    ("/v1/classify", {"text": "نص", "target": "\u064b\u200b"}, "body.target"),
+    ("/v1/classify/batch", {"inputs": [{"text": "نص"}, {"text": "\u0640\u064e"}]}, "body.inputs.1.text"),
+    ("/v1/analyze", {"text": "\u064e\n\u0640\u200b\n"}, "body.text"),
+])
+def test_text_that_normalises_to_nothing_is_a_422_that_says_so(client, path, body, field):
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (f"{field}: holds nothing to classify once normalised: only diacritics, "
+                                         "tatweel, control, zero-width or bidi characters")
+
+
 # --- batch ----------------------------------------------------------------------------------------------
 
 def test_batch_answers_in_input_order_as_single_requests_would(client):

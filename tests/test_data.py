@@ -119,3 +119,37 @@ def test_a_label_carried_by_two_groups_never_leaves_training_empty():
     for seed in range(20):
         train, val = split_rows(rows, 0.5, seed=seed)
         assert {"x", "y"} <= {r.labels["topic"] for r in train}
+
+
+# Not blank, yet nothing for a model to read: diacritics, tatweel, NUL, zero-width and bidi controls.
+NOTHING = ["\u064e\u0650\u0651", "\u0640\u0640", "\x00", "\u200b\u200c\ufeff", "\u202b\u2066\u200f", "\u064b \u200b\u0640"]
+
+
+@pytest.mark.parametrize("text", NOTHING)
+def test_a_text_that_normalises_to_nothing_is_a_bad_row_with_file_and_line(tmp_path, text):
+    import json
+
+    path = write(tmp_path, "d.jsonl", '{"text": "جيد", "topic": "sports"}\n' + json.dumps({"text": text, "topic": "x"}) + "\n")
+    with pytest.raises(DataError) as error:
+        read_rows([path])
+    assert f"{path}:2: the text holds nothing to classify once normalised" in str(error.value)
+
+
+def test_a_target_that_normalises_to_nothing_is_a_bad_row_and_skip_bad_rows_counts_it(tmp_path):
+    path = write(tmp_path, "d.csv", "text,target,stance\nنص جيد,هدف,Favor\nنص آخر,\u064e\u200b,Against\n")
+    with pytest.raises(DataError, match=r"d.csv:3: the target holds nothing to classify once normalised"):
+        read_rows([path])
+    result = read_rows([path], skip_bad_rows=True)
+    assert [r.text for r in result.rows] == ["نص جيد"] and len(result.skipped) == 1
+
+
+def test_rasid_predict_names_the_line_of_an_empty_after_normalisation_text(trained_bundle, tmp_path, capsys):
+    from training.cli import main
+
+    path = write(tmp_path, "in.jsonl", '{"text": "ارتفعت أسعار النفط"}\n{"text": "\\u0640\\u064e\\u200f"}\n')
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(path), "--output", str(out)]) == 2
+    assert f"{path}:2: the text holds nothing to classify" in capsys.readouterr().err
+    assert main(["predict", "--model", str(trained_bundle), "--input", str(path), "--output", str(out),
+                 "--skip-bad-rows"]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1

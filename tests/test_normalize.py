@@ -25,3 +25,12 @@ def test_settings_round_trip_and_reject_unknown_keys():
         assert "strip_emoji" in str(error)
     else:
         raise AssertionError("an unknown setting was accepted")
+
+
+def test_nothing_to_read_is_what_normalisation_and_tokenising_leave_nothing_of():
+    from serving.normalize import nothing_to_read
+
+    for text in ["\u064e\u0650", "\u0640", "\x00", "\u200b\u200d\ufeff", "\u202e\u2067\u061c", " \u064b\t\u200b "]:
+        assert nothing_to_read(text) and normalize(text).strip("\x00\u200b\u200d\ufeff\u202e\u2067\u061c ") == ""
+    for text in ["ب\u064e", "!", "3", "😀", "x\u200b"]:
+        assert not nothing_to_read(text)

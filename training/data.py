@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving.errors import DataError
+from serving.normalize import NOTHING_TO_READ, nothing_to_read
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,13 @@ def _parse_row(record: dict, where: str, tasks: list[str] | None) -> Row | str:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         return "no text (the 'text' field is missing or empty)"
+    if nothing_to_read(text):
+        return f"the text {NOTHING_TO_READ}"
     target = record.get("target")
     if target is not None and not isinstance(target, str):
         return f"'target' must be a string, not {type(target).__name__}"
+    if target is not None and target.strip() and nothing_to_read(target):
+        return f"the target {NOTHING_TO_READ}"
     labels = {}
     for key, value in record.items():
         if key in RESERVED_COLUMNS or value is None or value == "":

@@ -7,11 +7,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from serving.api.settings import Settings
+from serving.normalize import NOTHING_TO_READ, nothing_to_read
 
 
 def _usable_text(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError("blank", "must not be empty or whitespace only")
+    if nothing_to_read(value):  # "\u064e\u0640\u200b": not blank, yet the model would read an empty text
+        raise PydanticCustomError("nothing_to_read", NOTHING_TO_READ)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800": not text, and tokenizers choke on it
