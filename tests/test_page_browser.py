@@ -14,30 +14,18 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.page_screenshot import ARTICLE, CHROMIUM, CHROMIUM_ARGS, FURNITURE, TARGET
 from tests.test_server_process import running_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
 expect = sync_api.expect
 
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 KEY = "page-test-key"
-# Written for this test: a menu, three news paragraphs, a "follow us" line and a copyright line.
-FURNITURE = "تابعونا عبر فيسبوك"
-ARTICLE = f"""الرئيسية | محليات | اقتصاد | رياضة | ثقافة
-أعلنت الحكومة اليوم برنامجًا جديدًا لدعم المزارعين المتضررين من موجة الجفاف التي ضربت المنطقة هذا العام.
-وقال وزير الزراعة في مؤتمر صحفي إن البرنامج يشمل قروضًا ميسّرة وإعفاءً من رسوم المياه لمدة عامين.
-{FURNITURE}
-ورحّب اتحاد المزارعين بالقرار، لكنه طالب بتوسيع الدعم ليشمل صغار مربّي المواشي في القرى النائية.
-جميع الحقوق محفوظة
-"""
-TARGET = "برنامج دعم المزارعين"
-SMALL_BODY = 2048  # bytes: the article above fits (about 700 bytes as JSON), four copies of it do not
+SMALL_BODY = 2048  # bytes: ARTICLE fits (about 700 bytes as JSON), four copies of it do not
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +147,25 @@ def test_paragraphs_below_the_threshold_are_marked_uncertain(playwright, plain_s
             expect(paragraphs.nth(k)).to_have_class("paragraph uncertain")
             expect(paragraphs.nth(k).locator(".badge").first).to_contain_text("غير مؤكد")
         expect(page.locator("#verdicts .badge").first).to_contain_text("غير مؤكد")
+
+
+def test_a_server_without_abstain_below_gets_the_marks_from_the_page(playwright, plain_server, tmp_path):
+    """A server from before abstain_below refuses it as an unknown field: the page asks again without it
+    and marks the predictions below the threshold itself."""
+    with browser_page(playwright, tmp_path) as page:
+        def older_server(route):
+            if "abstain_below" in json.loads(route.request.post_data or "{}"):
+                route.fulfill(status=422, json={"detail": "body.abstain_below: is not a known field", "errors": [
+                    {"field": "body.abstain_below", "message": "is not a known field"}]})
+            else:
+                route.fallback()
+
+        page.route("**/v1/analyze", older_server)
+        page.goto(plain_server + "/")
+        analyze(page, threshold="1")
+        expect(page.locator("#paragraphs > li").first).to_have_class("paragraph uncertain")
+        expect(page.locator("#notices")).to_contain_text("لا يعرف عتبة عدم اليقين")
+        expect(page.locator("#error")).to_be_hidden()
 
 
 def test_with_an_api_key_the_page_asks_once_and_sends_it_as_a_bearer_token(playwright, guarded_server, tmp_path):

@@ -289,13 +289,15 @@ function setBusy(busy) {
   $("status").textContent = busy ? "جارٍ التحليل…" : "";
 }
 
+function uncertainBadge(prediction, threshold) {
+  if (!isUncertain(prediction, threshold)) return null;
+  const why = prediction.target_seen === false && !(threshold !== null && prediction.score < threshold)
+    ? "لم يرَ النموذج هذا الهدف في التدريب" : "الدرجة أدنى من عتبة عدم اليقين";
+  return el("span", { class: "badge", title: why }, "غير مؤكد");
+}
+
 function predictionLabel(task, prediction, threshold) {
-  const label = topLabel(prediction);
-  const uncertain = isUncertain(prediction, threshold);
-  return [
-    el("span", { class: "label", dir: "auto" }, label),
-    uncertain ? el("span", { class: "badge", title: "الدرجة أدنى من عتبة عدم اليقين" }, "غير مؤكد") : null,
-  ];
+  return [el("span", { class: "label", dir: "auto" }, topLabel(prediction)), uncertainBadge(prediction, threshold)];
 }
 
 function scoreBar(task, prediction, threshold) {
@@ -317,7 +319,7 @@ function topicChip(task, prediction, threshold) {
   return el("span", { class: "topic", "data-task": task },
     el("span", { class: "chip", dir: "auto", style: `background:${PALETTE[labelIndex(task, label) % PALETTE.length]}` },
       label, " ", el("span", { class: "score" }, percent(prediction.score))),
-    isUncertain(prediction, threshold) ? el("span", { class: "badge" }, "غير مؤكد") : null);
+    uncertainBadge(prediction, threshold));
 }
 
 function renderParagraph(paragraph, threshold) {
@@ -361,6 +363,8 @@ function render({ response, threshold }) {
   if (response.skipped_tasks.length) {
     notices.push(`لم تُشغَّل ${response.skipped_tasks.map(taskName).join("، ")} لأنها تحتاج إلى هدف أو ادعاء.`);
   }
+  const unseen = response.paragraphs.some((p) => Object.values(p.predictions).some((x) => x.target_seen === false));
+  if (unseen) notices.push("لم يرَ النموذج هذا الهدف في التدريب، فموقفه منه أقل موثوقية.");
   if (threshold !== null && !serverAbstains) {
     notices.push("هذا الخادم لا يعرف عتبة عدم اليقين، فالصفحة هي التي وسمت ما دونها «غير مؤكد».");
   }
