@@ -257,3 +257,62 @@ def _encoder_config(path: Path) -> dict:
         return json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise BundleError(f"bundle {path}: config.json is unreadable ({error}).") from error
+
+
+# The n-gram half of a fused bundle (serving/fusion.py): per task its vocabulary, idf and logistic-regression
+# weights, and the fusion weight and temperature fitted on validation. Optional: older bundles have none.
+NGRAM_DIR = "ngram"
+FUSION_FILE = "fusion.json"
+
+
+def save_ngram_models(path: Path, fused: dict) -> None:
+    """Write {task: FusedTask} into the bundle's ngram/ folder, replacing any earlier one atomically."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    read_manifest(path)  # an existing, complete bundle
+    temporary = Path(tempfile.mkdtemp(prefix=f".{NGRAM_DIR}.writing-", dir=path))
+    try:
+        described = {}
+        for task, item in fused.items():
+            model = item.classifier
+            save_file({"idf": model.features.idf, "coef": model.coef, "intercept": model.intercept},
+                      str(temporary / f"{task}.safetensors"))
+            grams = sorted(model.features.vocabulary, key=model.features.vocabulary.get)
+            (temporary / f"{task}.vocab.json").write_text(json.dumps(grams, ensure_ascii=False), encoding="utf-8")
+            described[task] = {"weight": item.weight, "temperature": item.temperature, "pair": model.pair}
+        (temporary / FUSION_FILE).write_text(json.dumps(described, indent=2) + "\n", encoding="utf-8")
+        target = path / NGRAM_DIR
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{NGRAM_DIR}.old-", dir=path))
+            os.replace(target, retired / NGRAM_DIR)
+            os.replace(temporary, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def load_ngram_models(path: Path) -> dict:
+    """{task: FusedTask} from the bundle's ngram/ folder; {} for a bundle without one."""
+    from safetensors.numpy import load_file
+
+    from serving.fusion import FusedTask
+    from serving.tfidf import NgramClassifier, TfidfFeatures
+
+    folder = Path(path) / NGRAM_DIR
+    if not (folder / FUSION_FILE).is_file():
+        return {}
+    fused = {}
+    try:
+        for task, described in json.loads((folder / FUSION_FILE).read_text(encoding="utf-8")).items():
+            tensors = load_file(str(folder / f"{task}.safetensors"))
+            grams = json.loads((folder / f"{task}.vocab.json").read_text(encoding="utf-8"))
+            features = TfidfFeatures({g: k for k, g in enumerate(grams)}, tensors["idf"])
+            classifier = NgramClassifier(features, tensors["coef"], tensors["intercept"], described["pair"])
+            fused[task] = FusedTask(classifier, float(described["weight"]), float(described["temperature"]))
+    except (OSError, ValueError, KeyError) as error:
+        raise BundleError(f"bundle {path}: its n-gram models ({NGRAM_DIR}/) cannot be read: {error}.") from error
+    return fused

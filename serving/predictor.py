@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 
 from serving.abstention import UNCERTAIN, abstain  # noqa: F401  (UNCERTAIN: serving.predictor.UNCERTAIN is its public name)
-from serving.bundle import Manifest, load_bundle, load_tokenizer, read_manifest, target_key
+from serving.bundle import Manifest, load_bundle, load_ngram_models, load_tokenizer, read_manifest, target_key
 from serving.encoder import BertEncoder
 from serving.errors import RasidError
+from serving.fusion import fuse
 from serving.normalize import normalize
 
 # The fast path (fast=True, the default of `rasid serve`, `rasid predict` and `rasid evaluate`) is serving.encoder's
@@ -55,13 +57,14 @@ class Predictor:
 
     def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool | None = None,
                  fast: bool = True, threads: int | None = None, onnx: Path | None = None,
-                 precision: str | None = None):
+                 precision: str | None = None, fused: dict | None = None):
         """fast=False: plain fp32 torch, exactly the trained model. fast=True: fast_precision(manifest).
         precision ("fp32", "int8", "bf16") overrides both; quantize=True/False is shorthand for int8/fp32.
         onnx: a `rasid export --format onnx` folder of this bundle, run by ONNX Runtime instead of torch.
         threads: intra-op threads (process-wide in torch); None keeps torch's default, one per core."""
         self.manifest = manifest
         self.tokenizer = tokenizer
+        self.fused = fused or {}  # task -> serving.fusion.FusedTask
         self.batch_size = batch_size
         if threads:
             torch.set_num_threads(threads)
@@ -94,6 +97,8 @@ class Predictor:
         memory), fp32 for fp32 and int8. int8 quantises the exact weights and keeps fp32 word embeddings:
         quantising bf16 copies instead cost 0.63 stance macro-F1 on the default bundle, against 0.25 from
         fp32 (README, Performance), although bf16's rounding step is far finer than int8's."""
+        if options.pop("fusion", True):  # the n-gram half of a fused bundle (serving/fusion.py), if it has one
+            options["fused"] = load_ngram_models(path)
         if options.get("onnx"):  # ONNX Runtime runs the graphs: no torch model to load
             return cls(read_manifest(path), None, load_tokenizer(path), **options)
         precision = resolve_precision(options.get("fast", True), options.get("quantize"), options.get("precision"),
@@ -213,9 +218,23 @@ class Predictor:
         results, offset = [], 0
         for (tasks, inputs), job_outputs in zip(jobs, outputs):
             stacked = {t: torch.stack(v) if v else torch.empty(0) for t, v in job_outputs.items()}
+            stacked = self._fused_with_ngrams(stacked, inputs)
             results.append((stacked, [n > max_length for n in lengths[offset:offset + len(inputs)]]))
             offset += len(inputs)
         return results
+
+    def _fused_with_ngrams(self, probabilities: dict[str, torch.Tensor], inputs) -> dict[str, torch.Tensor]:
+        """The encoder's probabilities fused with the bundle's n-gram models, for tasks that have one."""
+        if not self.fused or not inputs:
+            return probabilities
+        texts, targets = [i[-1] for i in inputs], [i[0] if len(i) == 2 else None for i in inputs]
+        for task, encoder_probabilities in probabilities.items():
+            if task in self.fused:
+                item = self.fused[task]
+                ngram = item.classifier.probabilities(texts, targets)
+                fused = fuse(encoder_probabilities.float().numpy(), ngram, item.weight, item.temperature)
+                probabilities[task] = torch.from_numpy(fused.astype(np.float32))
+        return probabilities
 
     def _logits(self, encoded, tasks) -> dict[str, torch.Tensor]:
         """Calibrated logits per task for one tokenised batch (all tasks of one input kind)."""

@@ -27,8 +27,8 @@ def char_ngrams(text: str, low: int = NGRAM_RANGE[0], high: int = NGRAM_RANGE[1]
     for word in text.lower().split():
         word = f" {word} "
         for n in range(low, high + 1):
-            if len(word) < n:
-                grams.append(word)  # a word shorter than n counts once, as scikit-learn does
+            if len(word) <= n:
+                grams.append(word)  # the whole padded word counts once, however many sizes reach it, as in scikit-learn
                 break
             grams.extend(word[i : i + n] for i in range(len(word) - n + 1))
     return grams

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "training.split",
     "training.base_encoder",
     "training.train",
+    "training.fuse",
     "training.predict",
     "training.evaluate",
     "training.baseline",

@@ -8,6 +8,7 @@ The recipe, top to bottom:
   5. train with the HF Trainer (progress with ETA, checkpoints to resume from, data-parallel under torchrun)
   6. reload the best epoch, fit a temperature per task on validation
   7. write the bundle atomically, with its manifest
+  8. fit an n-gram model per task and fuse it with the encoder where that pays on validation
 What it does NOT do: tune hyper-parameters, or look at any test split.
 """
 
@@ -48,6 +49,7 @@ class TrainConfig:
     max_steps: int = -1
     skip_bad_rows: bool = False
     int8_check: bool = True  # after training: what per-row int8 costs on the validation rows (decides the fast path)
+    fusion: bool = True  # after training: an n-gram model per task, fused where it helps on validation (serving/fusion.py)
     resume: bool = False
     run_dir: Path | None = None  # checkpoints; default: <out>.run beside the bundle
 
@@ -102,6 +104,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-int8-check", dest="int8_check", action="store_false",
                    help="skip measuring int8 on the validation rows after training (two inference passes); "
                         "the bundle's fast path is then fp32 until `rasid check-int8`")
+    p.add_argument("--no-fusion", dest="fusion", action="store_false",
+                   help="skip fitting the n-gram models fused with the encoder's answers (training/fusion.py)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of an interrupted run")
     p.add_argument("--run-dir", type=Path, help="checkpoint folder (default: <out>.run)")
     p.set_defaults(func=run)

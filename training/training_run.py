@@ -168,6 +168,11 @@ class TrainingRun:
         save_bundle(c.out, trainer.model, tokenizer, manifest)
         log.info("bundle written to %s", c.out)
         self._check_int8(encoder, val_rows)
+        # 8. late fusion with n-gram models
+        if c.fusion:
+            from training.fusion import fit_fusion
+
+            fit_fusion(c.out, train_rows, val_rows, seed=c.seed)
         return c.out
 
     def _check_int8(self, encoder, val_rows) -> None:
@@ -190,7 +195,7 @@ class TrainingRun:
 
         c = self.config
         identity = {"config": {k: v for k, v in c.to_dict().items()
-                               if k not in {"resume", "skip_bad_rows", "int8_check"}},  # none changes the weights
+                               if k not in {"resume", "skip_bad_rows", "int8_check", "fusion"}},  # none changes the weights
                     "data": [d["sha256"] for d in data]}
         run_file = c.run_dir / RUN_FILE
         if c.resume:

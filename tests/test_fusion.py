@@ -1,0 +1,88 @@
+"""Late fusion: the n-gram features match scikit-learn's, and a fused bundle answers with both models."""
+
+import json
+
+import numpy as np
+import pytest
+
+from serving.fusion import fuse
+from serving.tfidf import char_ngrams
+from tests.samples import TOPIC
+from training.data import Row
+from training.ngram_model import feature_matrix, fit_features, fit_ngram_classifier
+
+TEXTS = [text for text, _ in TOPIC]
+
+
+def test_char_ngrams_are_scikit_learns_char_wb():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    analyzer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)).build_analyzer()
+    for text in [*TEXTS, "a b", "Ab  CD\tef", "ي"]:
+        assert char_ngrams(text) == analyzer(text)
+
+
+def test_tfidf_weights_equal_scikit_learns_on_the_same_vocabulary():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    features = fit_features(TEXTS)
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+                                vocabulary=features.vocabulary).fit(TEXTS)
+    np.testing.assert_allclose(features.idf, reference.idf_, rtol=1e-6)
+    ours = feature_matrix(features, TEXTS[:5], None, pair=False).toarray()
+    np.testing.assert_allclose(ours, reference.transform(TEXTS[:5]).toarray(), atol=1e-6)
+
+
+def test_a_pair_row_is_text_target_and_their_shared_ngrams():
+    features = fit_features(TEXTS)
+    size = features.size
+    row = features.row(TEXTS[0], TEXTS[0])
+    text_part = row.values[row.indices < size]
+    shared = row.values[row.indices >= 2 * size]
+    np.testing.assert_allclose(shared, text_part * text_part, rtol=1e-6)  # a text against itself shares everything
+
+
+def test_the_classifier_answers_like_scikit_learns_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    rows = [Row(text=t, target=None, labels={"topic": l}, where=f"f:{k}") for k, (t, l) in enumerate(TOPIC)]
+    labels = sorted({l for _, l in TOPIC})
+    inputs = [(None, t) for t in TEXTS]
+    ours = fit_ngram_classifier(rows, inputs, "topic", labels, pair=False, C=10.0)
+    matrix = feature_matrix(ours.features, TEXTS, None, pair=False)
+    reference = LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000).fit(matrix, [l for _, l in TOPIC])
+    order = [list(reference.classes_).index(l) for l in labels]
+    np.testing.assert_allclose(ours.probabilities(TEXTS), reference.predict_proba(matrix)[:, order], atol=1e-5)
+
+
+def test_fusion_weight_one_is_the_encoder_and_zero_the_ngram_model():
+    encoder, ngram = np.array([[0.7, 0.2, 0.1]]), np.array([[0.1, 0.1, 0.8]])
+    np.testing.assert_allclose(fuse(encoder, ngram, 1.0), encoder, atol=1e-6)
+    np.testing.assert_allclose(fuse(encoder, ngram, 0.0), ngram, atol=1e-6)
+    assert fuse(encoder, ngram, 0.5).sum() == pytest.approx(1.0)
+
+
+def keyword_rows(labels: list[str], per_label: int, start: int) -> list[Row]:
+    """Rows whose label is given away by a made-up keyword: easy for n-grams, unknown to the tiny encoder."""
+    words = {label: f"كلمة{'ابتثجحخ'[k]}سر" for k, label in enumerate(labels)}
+    return [Row(text=f"خبر رقم {n} يذكر {words[label]} في سطره", target=None, labels={"topic": label},
+                where=f"f:{n}", group=f"g{n}", extra={"source": "s"})
+            for label in labels for n in range(start, start + per_label)]
+
+
+def test_fit_fusion_writes_ngram_models_that_the_predictor_uses(bundle_copy):
+    from serving.bundle import read_manifest
+    from serving.predictor import Predictor
+    from training.fusion import fit_fusion
+
+    labels = list(read_manifest(bundle_copy).task("topic").labels)
+    report = fit_fusion(bundle_copy, keyword_rows(labels, 12, 0), keyword_rows(labels, 10, 100), tasks=["topic"])
+    scores = report["topic"]
+    assert scores["ngram"] == 1.0 and scores["fused_cross_fitted"] > scores["encoder"] and scores["weight"] < 1.0
+    assert read_manifest(bundle_copy).metrics["fusion"]["topic"]["weight"] == scores["weight"]
+    assert json.loads((bundle_copy / "ngram" / "fusion.json").read_text())["topic"]["weight"] == scores["weight"]
+    texts = [row.text for row in keyword_rows(labels, 1, 500)]
+    fused = Predictor.from_bundle(bundle_copy).predict(texts, tasks=["topic"])
+    alone = Predictor.from_bundle(bundle_copy, fusion=False).predict(texts, tasks=["topic"])
+    assert [a["topic"]["label"] for a in fused] == labels
+    assert [a["topic"]["scores"] for a in fused] != [a["topic"]["scores"] for a in alone]
