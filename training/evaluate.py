@@ -39,6 +39,8 @@ def register(subparsers) -> None:
                         "risk-coverage table to choose P)")
     p.add_argument("--batch-size", type=int, default=32)
     add_arithmetic_options(p)
+    p.add_argument("--no-fusion", dest="fusion", action="store_false",
+                   help="the encoder alone, without the bundle's n-gram models (to measure what fusion adds)")
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
     p.set_defaults(func=run)
 
@@ -56,7 +58,7 @@ def run(args) -> int:
         raise RasidError(f"--batch-size must be at least 1, got {args.batch_size}.")
     check_threshold(args.abstain_below)
     predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast,
-                                      precision=args.precision)
+                                      precision=args.precision, fusion=args.fusion)
     tasks = predictor.check_tasks(parse_tasks(args.tasks))
     rows = read_rows(args.data, args.skip_bad_rows, tasks=tasks).rows
     specs = [predictor.manifest.task(t) for t in tasks]
