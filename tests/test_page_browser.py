@@ -149,6 +149,23 @@ def test_paragraphs_below_the_threshold_are_marked_uncertain(playwright, plain_s
         expect(page.locator("#verdicts .badge").first).to_contain_text("غير مؤكد")
 
 
+def test_a_chosen_file_fills_the_article(playwright, plain_server, tmp_path):
+    rows = [{"text": line, "target": TARGET} for line in ARTICLE.splitlines()]
+    jsonl = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    with browser_page(playwright, tmp_path) as page:
+        page.goto(plain_server + "/")
+        page.set_input_files("#file", files=[{"name": "article.txt", "mimeType": "text/plain",
+                                               "buffer": ARTICLE.encode()}])
+        expect(page.locator("#article")).to_have_value(ARTICLE)
+        page.set_input_files("#file", files=[{"name": "paragraphs.jsonl", "mimeType": "application/jsonl",
+                                               "buffer": jsonl}])
+        expect(page.locator("#article")).to_have_value(ARTICLE.rstrip("\n"))  # the rows' texts, one a line
+        expect(page.locator("#target")).to_have_value(TARGET)
+        page.set_input_files("#file", files=[{"name": "bad.jsonl", "mimeType": "application/jsonl",
+                                               "buffer": b'{"text": "ok"}\n{"text": \n'}])
+        expect(page.locator("#error")).to_contain_text("السطر 2")
+
+
 def test_a_server_without_abstain_below_gets_the_marks_from_the_page(playwright, plain_server, tmp_path):
     """A server from before abstain_below refuses it as an unknown field: the page asks again without it
     and marks the predictions below the threshold itself."""
