@@ -53,12 +53,20 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
         raise RasidError(f"invalid server settings: {problems}.") from None
-    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, proxy_headers=False,
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, proxy_headers=False,
                             # in-flight requests end by their own timeout; a little more lets them answer
                             timeout_graceful_shutdown=settings.request_timeout_s + 5)
+    server = uvicorn.Server(config)
+    # The port opens at once and /readyz says "loading" meanwhile; a bundle that fails to load (damaged
+    # weights, heads that do not match the labels) stops the server, and the command fails with the reason.
+    service = app.state.service
+    service.on_load_failure = lambda: setattr(server, "should_exit", True)
     # uvicorn re-raises the signal after its graceful shutdown; ignoring SIGTERM at that point turns
     # "stopped on request, everything answered" into exit status 0, as process managers expect.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.Server(config).run()
+    server.run()
+    if service.load_error:
+        raise RasidError(service.load_error)
     log.info("rasid serve stopped")
     return 0

@@ -1,16 +1,24 @@
-"""The dynamic batcher: texts from concurrent requests share model calls; the queue is bounded."""
+"""The dynamic batcher: texts from concurrent requests share model calls, fairly; the queue is bounded by
+texts and by the wait it promises."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from serving.predictor import Item, ItemResult
 
 PredictFn = Callable[[list[Item], "list[str] | None"], list[ItemResult]]
+
+# How fast the throughput estimate follows the latest model calls: a weight of 0.3 forgets a call in about
+# ten, so a slower phase (longer texts, a busy host) is seen within a few batches and one odd call moves
+# the estimate by a third at most.
+THROUGHPUT_WEIGHT = 0.3
 
 
 def model_thread_executor() -> ThreadPoolExecutor:
@@ -21,7 +29,13 @@ def model_thread_executor() -> ThreadPoolExecutor:
 
 
 class QueueFull(Exception):
-    """More texts are waiting than max_queue_items allows: the client should retry later (429)."""
+    """The server cannot take this request in time: too many texts wait, or the wait it can promise (queued
+    work over measured throughput) is longer than the request may wait. The client should retry after
+    `retry_after` seconds (429); None: the service's default."""
+
+    def __init__(self, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ShuttingDown(Exception):
@@ -29,33 +43,59 @@ class ShuttingDown(Exception):
 
 
 @dataclass(eq=False)
-class _Entry:
+class _Request:
+    """One submit call: its texts go to the model in slices; its future resolves when every slice is answered."""
+
     items: list[Item]
-    tasks: tuple[str, ...] | None  # None: the default tasks; entries are grouped by this per model call
+    tasks: tuple[str, ...] | None  # None: the default tasks; slices are grouped by this per model call
     future: asyncio.Future
+    results: list = field(default_factory=list)
+    sent: int = 0  # items handed to the model so far
+    answered: int = 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self.items) - self.sent
 
 
 class Batcher:
-    """Collects entries until `max_batch_size` texts or `max_wait_ms` have passed, then runs them in one
-    worker thread (one model call per distinct task list), so the event loop never blocks on the model
-    and the model never runs twice at once."""
+    """Collects texts until `max_batch_size` or `max_wait_ms` have passed, then runs them in one worker thread
+    (one model call per distinct task list), so the event loop never blocks on the model and the model never
+    runs twice at once.
+
+    Fair: each batch is filled round-robin, up to `slice_size` texts from each waiting request in turn, so a
+    long article (hundreds of paragraphs) shares every batch with the short requests that arrive meanwhile
+    instead of holding them until its last paragraph.
+
+    Admission: a request is refused at once (QueueFull, 429) when more than `max_queue_items` texts would wait,
+    or when its expected wait, the texts queued and in the model (its own included) over the measured
+    throughput, is longer than `max_expected_wait_s`: better a refusal with a Retry-After than an accepted
+    request that times out. Nothing is refused while no text waits (a request larger than the limits is slow,
+    never refused forever), and the expected wait counts only once a model call has been timed."""
 
     def __init__(self, predict: PredictFn, max_batch_size: int = 32, max_wait_ms: float = 5.0,
                  max_queue_items: int = 512, on_batch: Callable[[int], None] | None = None,
-                 model_thread: ThreadPoolExecutor | None = None):
+                 model_thread: ThreadPoolExecutor | None = None, max_expected_wait_s: float | None = None,
+                 slice_size: int | None = None):
         """model_thread: a one-worker executor to run the model in (the one it was loaded in, see
-        Service.load); the batcher shuts it down on stop. None: the batcher starts its own."""
+        Service.load); the batcher shuts it down on stop. None: the batcher starts its own.
+        slice_size: texts a request gives per turn (default: a quarter of a batch, so at least four requests
+        share a full batch)."""
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.max_queue_items = max_queue_items
+        self.max_expected_wait_s = max_expected_wait_s
+        self.slice_size = slice_size or max(1, max_batch_size // 4)
         self._on_batch = on_batch or (lambda size: None)
-        self._queue: deque[_Entry] = deque()
+        self._waiting: deque[_Request] = deque()  # requests with texts not yet sent, in round-robin order
         self._wakeup = asyncio.Event()
         self._executor = model_thread or model_thread_executor()
         self._task: asyncio.Task | None = None
         self._closed = False
         self.pending = 0  # texts queued and not yet handed to the model
+        self.in_model = 0  # texts of the model call running now
+        self.throughput: float | None = None  # texts per second of model calls (moving average), once measured
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="rasid-batcher")
@@ -68,63 +108,85 @@ class Batcher:
             await self._task
         self._executor.shutdown(wait=True)
 
+    def expected_wait(self, texts: int) -> float | None:
+        """Seconds until `texts` more texts would be answered if every text waiting now went first (None:
+        throughput not measured yet). Fair batching answers short requests sooner; this is their bound."""
+        if not self.throughput:
+            return None
+        return (self.pending + self.in_model + texts) / self.throughput
+
+    def _admit(self, texts: int) -> None:
+        if not self.pending:
+            return  # an empty queue takes anything: a request larger than the limits is slow, not refused forever
+        if self.pending + texts > self.max_queue_items:
+            raise QueueFull(f"{self.pending} texts are waiting; the limit is {self.max_queue_items}")
+        wait = self.expected_wait(texts)
+        if self.max_expected_wait_s is not None and wait is not None and wait > self.max_expected_wait_s:
+            raise QueueFull(f"about {wait:.1f} s of work is queued at {self.throughput:.0f} texts/s, more than "
+                            f"the {self.max_expected_wait_s:.1f} s this request may wait",
+                            retry_after=max(1, math.ceil(wait - self.max_expected_wait_s)))
+
     async def submit(self, items: list[Item], tasks: list[str] | None = None) -> list[ItemResult]:
-        """Queue the items and wait for their results, in order. Cancelling the wait (a timeout)
-        drops the items that have not reached the model yet."""
+        """Queue the items and wait for their results, in order. Cancelling the wait (a timeout) drops the
+        items that have not reached the model yet."""
         if self._closed:
             raise ShuttingDown("the service is shutting down")
-        # An empty queue admits any request, so one larger than the queue is slow but never refused forever.
-        if self.pending and self.pending + len(items) > self.max_queue_items:
-            raise QueueFull(f"{self.pending} texts are waiting; the limit is {self.max_queue_items}")
-        loop = asyncio.get_running_loop()
-        key = tuple(tasks) if tasks is not None else None
-        size = self.max_batch_size
-        entries = [_Entry(items[i:i + size], key, loop.create_future()) for i in range(0, len(items), size)]
-        self._queue.extend(entries)
+        if not items:
+            return []
+        self._admit(len(items))
+        request = _Request(list(items), tuple(tasks) if tasks is not None else None,
+                           asyncio.get_running_loop().create_future(), results=[None] * len(items))
+        self._waiting.append(request)
         self.pending += len(items)
         self._wakeup.set()
-        # Cancelled with the caller. return_exceptions: every chunk's error is retrieved (no asyncio warnings).
-        chunks = await asyncio.gather(*(e.future for e in entries), return_exceptions=True)
-        for chunk in chunks:
-            if isinstance(chunk, BaseException):
-                raise chunk
-        return [result for chunk in chunks for result in chunk]
+        return await request.future  # cancelled with the caller: _take then skips what it has not sent
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._queue or not self._closed:
-            if not self._queue:
+        while self._waiting or not self._closed:
+            if not self._waiting:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             batch = await self._collect(loop)
             if not batch:
                 continue
-            self._on_batch(sum(len(e.items) for e in batch))
+            size = sum(end - start for _, start, end in batch)
+            self._on_batch(size)
+            self.in_model = size
             try:
-                outcomes = await loop.run_in_executor(self._executor, self._predict_groups, batch)
+                outcomes, seconds = await loop.run_in_executor(self._executor, self._predict_groups, batch)
+                self._observe(size, seconds)
             except Exception as error:  # a bug here must fail these requests, not stop the worker for all
-                outcomes = [(entry, None, error) for entry in batch]
-            for entry, results, error in outcomes:
-                if entry.future.done():  # its request timed out meanwhile
+                outcomes = [(part, None, error) for part in batch]
+            finally:
+                self.in_model = 0
+            for (request, start, end), results, error in outcomes:
+                if request.future.done():  # its request timed out, or another slice failed it
                     continue
                 if error is not None:
-                    entry.future.set_exception(error)
-                else:
-                    entry.future.set_result(results)
+                    request.future.set_exception(error)
+                    continue
+                request.results[start:end] = results
+                request.answered += end - start
+                if request.answered == len(request.items):
+                    request.future.set_result(request.results)
 
-    async def _collect(self, loop) -> list[_Entry]:
+    def _observe(self, texts: int, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        rate = texts / seconds
+        self.throughput = rate if self.throughput is None else \
+            THROUGHPUT_WEIGHT * rate + (1 - THROUGHPUT_WEIGHT) * self.throughput
+
+    async def _collect(self, loop) -> list[tuple[_Request, int, int]]:
         deadline = loop.time() + self.max_wait
-        batch, size = [], 0
+        batch: list[tuple[_Request, int, int]] = []
+        size = 0
         while True:
-            while self._queue and (not batch or size + len(self._queue[0].items) <= self.max_batch_size):
-                entry = self._queue.popleft()
-                self.pending -= len(entry.items)
-                if not entry.future.done():  # skip entries whose request already gave up
-                    batch.append(entry)
-                    size += len(entry.items)
+            size = self._take(batch, size)
             remaining = deadline - loop.time()
-            if size >= self.max_batch_size or self._queue or remaining <= 0 or self._closed:
+            if size >= self.max_batch_size or remaining <= 0 or self._closed:
                 return batch
             self._wakeup.clear()
             try:
@@ -132,20 +194,40 @@ class Batcher:
             except asyncio.TimeoutError:
                 return batch
 
-    def _predict_groups(self, batch: list[_Entry]):
-        """In the worker thread: one predict call per task list; an error fails only its own group."""
-        groups: dict[tuple | None, list[_Entry]] = {}
-        for entry in batch:
-            groups.setdefault(entry.tasks, []).append(entry)
+    def _take(self, batch: list, size: int) -> int:
+        """Add slices to `batch` round-robin until it is full or nothing waits; return its size."""
+        while self._waiting and size < self.max_batch_size:
+            request = self._waiting.popleft()
+            if request.future.done():  # its caller gave up (timeout) or a slice failed: drop the rest
+                self.pending -= request.waiting
+                continue
+            count = min(self.slice_size, self.max_batch_size - size, request.waiting)
+            batch.append((request, request.sent, request.sent + count))
+            request.sent += count
+            self.pending -= count
+            size += count
+            if request.waiting:
+                self._waiting.append(request)  # back of the line: the others take their turn first
+        return size
+
+    def _predict_groups(self, batch: list[tuple[_Request, int, int]]):
+        """In the worker thread: one predict call per task list; an error fails only its own group. Returns
+        the outcome per slice and the seconds the model calls took (the throughput measurement)."""
+        started = time.perf_counter()
+        groups: dict[tuple | None, list] = {}
+        for part in batch:
+            groups.setdefault(part[0].tasks, []).append(part)
         outcomes = []
-        for key, entries in groups.items():
+        for key, parts in groups.items():
             try:
-                results = self._predict([i for e in entries for i in e.items], None if key is None else list(key))
+                results = self._predict([i for r, s, e in parts for i in r.items[s:e]],
+                                        None if key is None else list(key))
             except Exception as error:  # handed to the waiting requests; the route decides the status
-                outcomes += [(e, None, error) for e in entries]
+                outcomes += [(part, None, error) for part in parts]
                 continue
             position = 0
-            for entry in entries:
-                outcomes.append((entry, results[position:position + len(entry.items)], None))
-                position += len(entry.items)
-        return outcomes
+            for part in parts:
+                count = part[2] - part[1]
+                outcomes.append((part, results[position:position + count], None))
+                position += count
+        return outcomes, time.perf_counter() - started

@@ -32,6 +32,9 @@ def _sentence(error: dict) -> tuple[str, str]:
         where = f" (at character {loc[1]})" if len(loc) > 1 else ""
         return "body", f"is not valid JSON{where}"
     field = ".".join(loc) or "body"
+    limit = (error.get("ctx") or {}).get("max_length")
+    if error.get("type") == "string_too_long" and isinstance(limit, int):
+        return field, f"is longer than this server's limit of {limit:,} characters"
     message = _MESSAGES.get(error.get("type"), str(error.get("msg", "is invalid")))
     message = message.removeprefix("Value error, ")
     return field, message[:1].lower() + message[1:]

@@ -76,6 +76,7 @@ def build_router(models: RequestModels) -> APIRouter:
         from serving.documents import analyze_document
 
         tasks = service.check_tasks(body.tasks, [(("body", "target"), body.target)])
+        service.check_article(body.text, body.target)
         predictor = BatchedPredictor(service, asyncio.get_running_loop())
         work = asyncio.to_thread(analyze_document, predictor, body.text, body.target, tasks, body.abstain_below,
                                  abstain_unseen_targets=service.settings.abstain_unseen_targets)

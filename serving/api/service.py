@@ -28,6 +28,9 @@ class Service:
         self.predictor = None
         self.batcher: Batcher | None = None
         self.load_error: str | None = None
+        # Called once loading has failed; `rasid serve` sets it to stop the server, which then exits non-zero
+        # with load_error: a process manager must see the failure, not a server up and never ready.
+        self.on_load_failure = None
 
     async def load(self) -> None:
         """Load the bundle in the model thread (so /healthz answers meanwhile), then start the batcher on
@@ -38,24 +41,36 @@ class Service:
         if settings.model_dir is None:
             self.load_error = "no model folder is set: start with `rasid serve --model DIR` or set RASID_MODEL_DIR."
             log.error(self.load_error)
+            self._failed()
             return
         model_thread = model_thread_executor()
         load = functools.partial(Predictor.from_bundle, settings.model_dir, batch_size=settings.max_batch_size,
                                  fast=settings.fast, precision=settings.precision)
         try:
             predictor = await asyncio.get_running_loop().run_in_executor(model_thread, load)
-        except Exception as error:  # noqa: BLE001  (reported by /readyz; the process stays up to say so)
+        except Exception as error:  # noqa: BLE001  (reported by /readyz, and by `rasid serve` exiting)
             model_thread.shutdown(wait=False)
-            self.load_error = f"the model could not be loaded: {error}"
+            if isinstance(error, RasidError):
+                self.load_error = f"the model could not be loaded: {error}"
+            else:  # e.g. a MemoryError with no message from a weights file overwritten with garbage
+                self.load_error = (f"the model in {settings.model_dir} could not be loaded ({type(error).__name__}"
+                                   f"{': ' + str(error) if str(error) else ''}); its files may be damaged or "
+                                   "incomplete: copy or train the bundle again.")
             log.exception("loading %s failed", settings.model_dir)
+            self._failed()
             return
         self.batcher = Batcher(predictor.predict_items, settings.max_batch_size, settings.max_wait_ms,
                                settings.max_queue_items, on_batch=self.metrics.batch_size.observe,
-                               model_thread=model_thread)
+                               model_thread=model_thread,
+                               max_expected_wait_s=settings.request_timeout_s * settings.admission_wait_fraction)
         self.metrics.queue_depth.set_function(lambda: self.batcher.pending)
         self.batcher.start()
         self.predictor = predictor
         log.info("model %s loaded: tasks %s", settings.model_dir, predictor.task_names)
+
+    def _failed(self) -> None:
+        if self.on_load_failure is not None:
+            self.on_load_failure()
 
     async def close(self) -> None:
         if self.batcher is not None:
@@ -75,6 +90,18 @@ class Service:
                                            "or leave these tasks out.")
         return tasks
 
+    def check_article(self, text: str, target: str | None) -> None:
+        """An article cut into more paragraphs than max_article_paragraphs is a 422 naming the field: one
+        request must not hold the model for minutes (its paragraphs would also outlast the timeout)."""
+        from serving.documents import char_budget, split_paragraphs
+
+        limit = self.settings.max_article_paragraphs
+        count = len(split_paragraphs(text, char_budget(self.predictor.manifest.max_length, target)))
+        if count > limit:
+            raise field_error(("body", "text"), f"the article has {count:,} paragraphs (lines, and pieces of long "
+                                                f"lines); this server analyses at most {limit:,} per request "
+                                                "(RASID_MAX_ARTICLE_PARAGRAPHS): send it in parts.")
+
     def clip(self, text: str) -> tuple[str, bool]:
         """Cut texts past max_text_chars (they overflow the model window anyway); say whether it happened."""
         limit = self.settings.max_text_chars
@@ -86,7 +113,10 @@ class Service:
         try:
             return await asyncio.wait_for(work, self.settings.request_timeout_s)
         except QueueFull as error:
-            raise HTTPException(429, f"the server is busy ({error}); retry later.", headers=retry) from None
+            if error.retry_after is not None:
+                retry = {"Retry-After": str(error.retry_after)}
+            raise HTTPException(429, f"the server is busy ({error}); retry after {retry['Retry-After']} s.",
+                                headers=retry) from None
         except ShuttingDown:
             raise HTTPException(503, "the server is shutting down; retry on another instance.", headers=retry) from None
         except asyncio.TimeoutError:
@@ -103,7 +133,8 @@ class Service:
     def limits(self) -> dict:
         s = self.settings
         return {"max_text_chars": s.max_text_chars, "max_target_chars": s.max_target_chars,
-                "max_article_chars": s.max_article_chars, "max_batch_items": s.max_batch_items,
+                "max_article_chars": s.max_article_chars, "max_article_paragraphs": s.max_article_paragraphs,
+                "max_batch_items": s.max_batch_items, "admission_wait_fraction": s.admission_wait_fraction,
                 "max_body_bytes": s.max_body_bytes, "max_queue_items": s.max_queue_items,
                 "request_timeout_s": s.request_timeout_s, "max_batch_size": s.max_batch_size,
                 "max_wait_ms": s.max_wait_ms}
@@ -117,6 +148,7 @@ class BatchedPredictor:
         self.service, self.loop = service, loop
         self.manifest = service.predictor.manifest
         self.check_tasks = service.predictor.check_tasks
+        self.document_models = getattr(service.predictor, "document_models", {})  # learned verdicts, if any
 
     def predict_items(self, items, tasks=None, abstain_below=None):
         timeout = self.service.settings.request_timeout_s  # the outer wait_for gives up at the same time

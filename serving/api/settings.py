@@ -22,11 +22,19 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(10_000, ge=1)
     max_target_chars: int = Field(1_000, ge=1)  # a target is a topic or a claim: a line, not an article
     max_article_chars: int = Field(100_000, ge=1)  # /v1/analyze; longer is a 422
+    # /v1/analyze: paragraphs (lines, and pieces of long lines) per article; more is a 422. 400 is about four
+    # times the longest Baly news page (125) and about 10 s of the default bundle on two cores (40 paragraphs/s):
+    # a 3,800-line page is a dump to send in parts, not one article (docs/serving-limits.md).
+    max_article_paragraphs: int = Field(400, ge=1)
     max_batch_items: int = Field(64, ge=1)  # inputs in one /v1/classify/batch request; more is a 422
     max_body_bytes: int = Field(2_000_000, ge=1024)  # request body; larger is a 413 (JSON escapes use 6 bytes a char)
     max_queue_items: int = Field(512, ge=1)  # texts waiting for the model; past it 429 + Retry-After
     retry_after_s: int = Field(1, ge=1)  # what a 429 (and a 503 while loading) tells clients to wait
     request_timeout_s: float = Field(30.0, gt=0)  # a request still waiting after this gets a 504
+    # A request whose expected wait (texts queued and in the model over measured texts/s) is above this share
+    # of request_timeout_s is refused at once (429 + Retry-After) rather than accepted and timed out: the
+    # throughput estimate moves with the texts and the host, and the rest of the timeout is the margin.
+    admission_wait_fraction: float = Field(0.8, gt=0, le=1)
     max_batch_size: int = Field(32, ge=1)  # texts per model call: the batcher's batch (no compute on padding)
     max_wait_ms: float = Field(2.0, ge=0)  # how long a lone text waits for company; under load batches fill while the model runs
     fast: bool = True  # the bundle's fast path, serving.predictor.fast_precision (costs <= 0.5 macro-F1 per task)
