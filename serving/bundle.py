@@ -316,3 +316,60 @@ def load_ngram_models(path: Path) -> dict:
     except (OSError, ValueError, KeyError) as error:
         raise BundleError(f"bundle {path}: its n-gram models ({NGRAM_DIR}/) cannot be read: {error}.") from error
     return fused
+
+
+# Learned document verdicts (serving/verdict.py): per pair task, an article-level n-gram classifier and the
+# aggregator over paragraph answers. Optional: without one, the task's verdict follows serving.documents' rules.
+DOCUMENTS_DIR = "documents"
+
+
+def save_document_models(path: Path, models: dict) -> None:
+    """Write {task: DocumentModel} into the bundle's documents/ folder, replacing any earlier one atomically."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    read_manifest(path)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{DOCUMENTS_DIR}.writing-", dir=path))
+    try:
+        for task, model in models.items():
+            article = model.article
+            save_file({"idf": article.features.idf, "coef": article.coef, "intercept": article.intercept,
+                       "aggregator_coef": np.asarray(model.coef, np.float32),
+                       "aggregator_intercept": np.asarray(model.intercept, np.float32)},
+                      str(temporary / f"{task}.safetensors"))
+            grams = sorted(article.features.vocabulary, key=article.features.vocabulary.get)
+            (temporary / f"{task}.vocab.json").write_text(json.dumps(grams, ensure_ascii=False), encoding="utf-8")
+        target = path / DOCUMENTS_DIR
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{DOCUMENTS_DIR}.old-", dir=path))
+            os.replace(target, retired / DOCUMENTS_DIR)
+            os.replace(temporary, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def load_document_models(path: Path) -> dict:
+    """{task: DocumentModel} from the bundle's documents/ folder; {} for a bundle without one."""
+    from safetensors.numpy import load_file
+
+    from serving.tfidf import NgramClassifier, TfidfFeatures
+    from serving.verdict import DocumentModel
+
+    folder = Path(path) / DOCUMENTS_DIR
+    models = {}
+    try:
+        for weights in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+            task = weights.name[: -len(".safetensors")]
+            tensors = load_file(str(weights))
+            grams = json.loads((folder / f"{task}.vocab.json").read_text(encoding="utf-8"))
+            features = TfidfFeatures({g: k for k, g in enumerate(grams)}, tensors["idf"])
+            article = NgramClassifier(features, tensors["coef"], tensors["intercept"], pair=True)
+            models[task] = DocumentModel(article, tensors["aggregator_coef"], tensors["aggregator_intercept"])
+    except (OSError, ValueError, KeyError) as error:
+        raise BundleError(f"bundle {path}: its document verdict models ({DOCUMENTS_DIR}/) cannot be read: {error}.") from error
+    return models

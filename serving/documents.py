@@ -11,6 +11,8 @@ Document verdict rules (`VERDICT_RULES`), per task:
   length-weighted-mean        every other task (single-input tasks such as topic, and pair tasks without a
                               neutral label): the paragraphs' probability vectors averaged with weights
                               proportional to paragraph length in characters, then argmax.
+  learned                     a task for which the bundle carries a verdict model fitted on labelled articles
+                              (serving/verdict.py; `rasid fuse --documents`), when a target is given.
 With `abstain_below`, a verdict (or paragraph) whose score is below it is labelled "uncertain"; with
 `abstain_unseen_targets`, so is one whose target the bundle never saw in training (`target_seen`: false).
 A document with no usable paragraph (empty, or all boilerplate) gets `"predictions": {}` and
@@ -29,6 +31,7 @@ import re
 from dataclasses import dataclass
 
 from serving.abstention import UNCERTAIN, abstain  # noqa: F401  (torch-free, like this module)
+from serving.normalize import normalize
 
 NEUTRAL_LABELS = ("unrelated", "other", "others", "none")
 RULE_NEUTRAL = "most-confident-non-neutral"
@@ -396,14 +399,15 @@ def analyze_documents(predictor, texts: list[str], targets: list[str | None] | N
     by_document = [[] for _ in texts]
     for (index, paragraph), answer in zip(kept, answers):
         by_document[index].append((paragraph, answer))
-    for result, pairs in zip(results, by_document):
+    learned = getattr(predictor, "document_models", {})
+    for result, pairs, target in zip(results, by_document, targets):
         if pairs:
-            _fill(result, pairs, names, manifest, abstain_below, abstain_unseen_targets)
+            _fill(result, pairs, names, manifest, abstain_below, abstain_unseen_targets, learned, target)
     return results
 
 
 def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: float | None,
-          abstain_unseen_targets: bool = False) -> None:
+          abstain_unseen_targets: bool = False, learned: dict | None = None, target: str | None = None) -> None:
     answers = [answer for _, answer in pairs]
     result["empty"] = False
     result["truncated"] = any(a.truncated for a in answers)
@@ -419,7 +423,12 @@ def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: 
         spec = manifest.task(name)
         per_paragraph = [a.predictions[name] for a in answers]
         weights = [len(paragraph.text) for paragraph, _ in pairs]
-        verdict = document_verdict(list(spec.labels), per_paragraph, weights, verdict_rule(spec))
+        if learned and name in learned and target:  # a verdict model fitted on labelled articles
+            settings = manifest.normalization
+            verdict = learned[name].verdict(list(spec.labels), [normalize(p.text, settings) for p, _ in pairs],
+                                            normalize(target, settings), per_paragraph)
+        else:
+            verdict = document_verdict(list(spec.labels), per_paragraph, weights, verdict_rule(spec))
         if "target_seen" in per_paragraph[0]:  # one target per document: its paragraphs agree
             verdict["target_seen"] = per_paragraph[0]["target_seen"]
         result["predictions"][name] = abstain(verdict, abstain_below, abstain_unseen_targets)

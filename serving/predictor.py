@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from serving.abstention import UNCERTAIN, abstain  # noqa: F401  (UNCERTAIN: serving.predictor.UNCERTAIN is its public name)
-from serving.bundle import Manifest, load_bundle, load_ngram_models, load_tokenizer, read_manifest, target_key
+from serving.bundle import Manifest, load_bundle, load_document_models, load_ngram_models, load_tokenizer, read_manifest, target_key
 from serving.encoder import BertEncoder
 from serving.errors import RasidError
 from serving.fusion import fuse
@@ -57,7 +57,8 @@ class Predictor:
 
     def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool | None = None,
                  fast: bool = True, threads: int | None = None, onnx: Path | None = None,
-                 precision: str | None = None, fused: dict | None = None):
+                 precision: str | None = None, fused: dict | None = None,
+                 document_models: dict | None = None):
         """fast=False: plain fp32 torch, exactly the trained model. fast=True: fast_precision(manifest).
         precision ("fp32", "int8", "bf16") overrides both; quantize=True/False is shorthand for int8/fp32.
         onnx: a `rasid export --format onnx` folder of this bundle, run by ONNX Runtime instead of torch.
@@ -65,6 +66,7 @@ class Predictor:
         self.manifest = manifest
         self.tokenizer = tokenizer
         self.fused = fused or {}  # task -> serving.fusion.FusedTask
+        self.document_models = document_models or {}  # task -> serving.verdict.DocumentModel
         self.batch_size = batch_size
         if threads:
             torch.set_num_threads(threads)
@@ -99,6 +101,7 @@ class Predictor:
         fp32 (README, Performance), although bf16's rounding step is far finer than int8's."""
         if options.pop("fusion", True):  # the n-gram half of a fused bundle (serving/fusion.py), if it has one
             options["fused"] = load_ngram_models(path)
+            options["document_models"] = load_document_models(path)  # learned verdicts (serving/verdict.py)
         if options.get("onnx"):  # ONNX Runtime runs the graphs: no torch model to load
             return cls(read_manifest(path), None, load_tokenizer(path), **options)
         precision = resolve_precision(options.get("fast", True), options.get("quantize"), options.get("precision"),

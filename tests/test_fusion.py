@@ -86,3 +86,38 @@ def test_fit_fusion_writes_ngram_models_that_the_predictor_uses(bundle_copy):
     alone = Predictor.from_bundle(bundle_copy, fusion=False).predict(texts, tasks=["topic"])
     assert [a["topic"]["label"] for a in fused] == labels
     assert [a["topic"]["scores"] for a in fused] != [a["topic"]["scores"] for a in alone]
+
+
+def keyword_articles(labels: list[str], per_label: int, start: int) -> list[Row]:
+    """Three-paragraph articles about made-up claims; one paragraph's keyword gives the stance away."""
+    words = {label: f"عبارة{'ابتث'[k]}خاصة" for k, label in enumerate(labels)}
+    rows = []
+    for label in labels:
+        for n in range(start, start + per_label):
+            name = "".join("سشصضطظعغفق"[int(d)] for d in f"{n:03d}")  # a made-up word per article, not a number
+            claim = f"حدث {name} وقع في المدينة"
+            text = (f"تقرير إخباري طويل عن شؤون {name} متنوعة في البلاد .\n"
+                    f"وقال مراسلنا إن الحدث {name} {words[label]} كما ورد في المدينة .\n"
+                    f"وفي سياق آخر تحدث المسؤولون عن الطقس {name} والاقتصاد والرياضة .")
+            rows.append(Row(text=text, target=claim, labels={"claim": label}, where=f"f:{n}", group=f"c{n}",
+                            extra={"source": "s"}))
+    return rows
+
+
+def test_a_learned_document_verdict_is_fitted_written_and_used_for_articles(bundle_copy):
+    from serving.bundle import read_manifest
+    from serving.documents import analyze_document
+    from serving.predictor import Predictor
+    from serving.verdict import RULE_LEARNED
+    from training.verdict_model import fit_document_verdict
+
+    labels = list(read_manifest(bundle_copy).task("claim").labels)
+    report = fit_document_verdict(bundle_copy, keyword_articles(labels, 8, 0), keyword_articles(labels, 8, 100), "claim")
+    assert report["val_articles"] == 8 * len(labels) and 0 <= report["cross_fitted_macro_f1"] <= 1
+    assert read_manifest(bundle_copy).metrics["documents"]["claim"] == report
+    article = keyword_articles(labels, 1, 900)[0]
+    learned = analyze_document(Predictor.from_bundle(bundle_copy), article.text, article.target, ["claim"])
+    assert learned["predictions"]["claim"]["rule"] == RULE_LEARNED
+    assert learned["predictions"]["claim"]["label"] == article.labels["claim"]
+    by_rule = analyze_document(Predictor.from_bundle(bundle_copy, fusion=False), article.text, article.target, ["claim"])
+    assert by_rule["predictions"]["claim"]["rule"] != RULE_LEARNED
