@@ -322,3 +322,66 @@ def test_a_real_sigterm_to_a_running_predict(trained_bundle, tmp_path):
     assert subprocess.run(command + ["--resume"], cwd=REPO, env=env, capture_output=True).returncode == 0
     assert [l["id"] for l in _read(out)] == [f"r{k}" for k in range(40)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "o.jsonl"]
+
+
+# ---- the Ray engine ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.ray
+def test_the_ray_engine_gives_the_local_labels_and_scores(trained_bundle, tmp_path):
+    """A local Ray of 2 CPUs, 2 actors: the same rows, labels and scores as one process, in input order."""
+    ray = pytest.importorskip("ray")
+    import logging
+
+    import pyarrow.parquet as pq
+
+    rows = [{k: v for k, v in row.items() if k != "n"} for row in _rows(30)]  # text columns only, as CSV has
+    first = write_jsonl(tmp_path / "a.jsonl", rows[:20])
+    with open(tmp_path / "b.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, ["id", "text", "source", "target"])
+        writer.writeheader()
+        writer.writerows(rows[20:])
+    inputs = [first, tmp_path / "b.csv"]
+    local = tmp_path / "local.parquet"
+    assert _predict(trained_bundle, inputs, local) == 0
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        assert _predict(trained_bundle, inputs, tmp_path / "shards", "--engine", "ray", "--workers", "2") == 0
+        assert _predict(trained_bundle, [first], tmp_path / "shards.jsonl", "--engine", "ray", "--workers", "2") == 0
+    finally:
+        ray.shutdown()
+    expected = _read(local)
+    from_parquet = pq.read_table(sorted((tmp_path / "shards").glob("*.parquet"))).to_pylist()
+    from_jsonl = [json.loads(line) for shard in sorted((tmp_path / "shards.jsonl").glob("*.jsonl"))
+                  for line in shard.read_text(encoding="utf-8").splitlines()]
+    for lines in (from_parquet, from_jsonl):
+        assert [l["id"] for l in lines] == [r["id"] for r in rows][:len(lines)]
+        assert _labels(lines) == _labels(expected)[:len(lines)]
+        assert all(l["source"] == "test" and "text" not in l for l in lines)
+    assert len(from_parquet) == 30 and len(from_jsonl) == 20
+
+
+def test_the_ray_engine_refuses_what_it_cannot_do(trained_bundle, tmp_path, capsys):
+    pytest.importorskip("ray")
+    source = write_jsonl(tmp_path / "in.jsonl", _rows(2))
+    assert _predict(trained_bundle, [source], tmp_path / "o.csv", "--engine", "ray") == 2
+    assert "Parquet or JSONL shards" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.parquet").write_bytes(b"")
+    assert _predict(trained_bundle, [source], tmp_path / "full", "--engine", "ray") == 2
+    assert "already exists" in capsys.readouterr().err
+    assert _predict(trained_bundle, [source], tmp_path / "o.jsonl", "--workers", "2") == 2
+    assert "--engine ray" in capsys.readouterr().err
+
+
+def test_ray_actors_share_the_cpus(monkeypatch):
+    from training.predict_ray import actor_shares, format_runs
+
+    monkeypatch.delenv("RASID_THREADS", raising=False)
+    assert actor_shares(8, None, None) == (1, 8)  # one single-thread actor per CPU
+    assert actor_shares(8, 2, None) == (4, 2)  # --workers 2: four threads each
+    assert actor_shares(8, None, 2) == (2, 4)  # --threads 2: four actors
+    monkeypatch.setenv("RASID_THREADS", "3")
+    assert actor_shares(8, 2, None) == (3, 2)
+    assert format_runs(["a.jsonl", "b.jsonl", "c.csv", "d.jsonl"]) == \
+        [("jsonl", ["a.jsonl", "b.jsonl"]), ("csv", ["c.csv"]), ("jsonl", ["d.jsonl"])]
