@@ -219,3 +219,20 @@ def test_a_bundle_trained_with_fewer_layers_exports_at_its_own_depth(tmp_path, t
     assert AutoConfig.from_pretrained(tmp_path / "hf" / "topic", trust_remote_code=True).num_hidden_layers == 1
     got = pipeline_scores(tmp_path / "hf" / "topic", texts, predictor.manifest.task("topic").labels, remote=True)
     np.testing.assert_allclose(got, expected, atol=TOLERANCE)
+
+
+def test_a_fusion_that_keeps_the_encoder_alone_is_folded_in_and_any_other_is_said_in_the_readme(
+        bundle_copy, tmp_path, monkeypatch):
+    from serving.fusion import FusedTask, fuse
+
+    predictor, expected, _, _ = reference(bundle_copy, RAW_TEXTS, RAW_PAIRS)
+    # encoder weight 1 with a fusion temperature of 2 for topic; stance mixed with an n-gram model
+    monkeypatch.setattr("serving.bundle.load_ngram_models",
+                        lambda path: {"topic": FusedTask(None, 1.0, 2.0), "stance": FusedTask(None, 0.6, 1.0)})
+    assert main(["export", "--model", str(bundle_copy), "--format", "hf", "--out", str(tmp_path)]) == 0
+    labels = predictor.manifest.task("topic").labels
+    got = pipeline_scores(tmp_path / "topic", RAW_TEXTS, labels, remote=True)
+    np.testing.assert_allclose(got, fuse(expected["topic"], expected["topic"], 1.0, 2.0), atol=TOLERANCE)
+    assert "Not the bundle's whole answer" not in (tmp_path / "topic" / "README.md").read_text(encoding="utf-8")
+    stance = (tmp_path / "stance" / "README.md").read_text(encoding="utf-8")
+    assert "Not the bundle's whole answer" in stance and "`rasid evaluate --no-fusion`" in stance

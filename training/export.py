@@ -81,7 +81,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from serving.bundle import load_bundle
+    from serving.bundle import load_bundle, load_ngram_models
 
     manifest, model, tokenizer = load_bundle(args.model)
     names = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else [t.name for t in manifest.tasks]
@@ -89,16 +89,22 @@ def run(args) -> int:
     if args.format == "hf":
         if args.int8:
             raise RasidError("--int8 applies to --format onnx only; hf folders stay fp32 for pipeline and TEI.")
+        fused = load_ngram_models(args.model)
         for spec in specs:
-            log.info("wrote %s", export_hf_task(manifest, model, tokenizer, spec, args.out / spec.name))
+            log.info("wrote %s", export_hf_task(manifest, model, tokenizer, spec, args.out / spec.name,
+                                                fused.get(spec.name)))
     else:
         export_onnx(manifest, model, tokenizer, specs, args.out, int8=args.int8)
         log.info("wrote %s", args.out)
     return 0
 
 
-def export_hf_task(manifest, model, tokenizer, spec, out: Path) -> Path:
-    """One task as an AutoModelForSequenceClassification folder (see the module docstring for pooling)."""
+def export_hf_task(manifest, model, tokenizer, spec, out: Path, fused=None) -> Path:
+    """One task as an AutoModelForSequenceClassification folder (see the module docstring for pooling).
+
+    fused: the task's serving.fusion.FusedTask, if the bundle fuses it with a char n-gram model. With encoder
+    weight 1 the fusion is only a second temperature, folded in like the first; otherwise the n-gram half cannot
+    go into a transformers folder, and the export answers like the encoder alone (said in its README)."""
     import torch
     from transformers import BertForSequenceClassification
 
@@ -113,16 +119,22 @@ def export_hf_task(manifest, model, tokenizer, spec, out: Path) -> Path:
     if any(not key.startswith("pooler.") for key in missing):
         raise RasidError(f"the bundle's encoder does not fit a BertModel (missing {missing[:3]}).")
     head = model.heads[spec.name]
+    # softmax(log softmax(z / T) / T2) = softmax(z / (T T2)): a fusion that keeps the encoder alone is a temperature
+    temperature = spec.temperature * (fused.temperature if fused is not None and fused.weight == 1 else 1.0)
+    if fused is not None and fused.weight != 1:
+        log.warning("task '%s': the bundle fuses the encoder (weight %.2f) with a char n-gram model that a "
+                    "transformers folder cannot hold; the export answers like the encoder alone "
+                    "(`rasid evaluate --no-fusion` measures that)", spec.name, fused.weight)
     with torch.no_grad():
-        scale = spec.temperature
+        scale = temperature
         if manifest.pooling == "cls":
             classifier.bert.pooler.dense.weight.copy_(torch.eye(config.hidden_size) * POOLER_EPS)
             classifier.bert.pooler.dense.bias.zero_()
-            scale = spec.temperature * POOLER_EPS
+            scale = temperature * POOLER_EPS
         else:
             classifier.bert.pooler = None
         classifier.classifier.weight.copy_(head.weight / scale)
-        classifier.classifier.bias.copy_(head.bias / spec.temperature)
+        classifier.classifier.bias.copy_(head.bias / temperature)
     out.mkdir(parents=True, exist_ok=True)
     classifier.save_pretrained(out, safe_serialization=True)
     tokenizer.model_max_length = manifest.max_length
@@ -130,7 +142,7 @@ def export_hf_task(manifest, model, tokenizer, spec, out: Path) -> Path:
     bake_normalization(out, manifest.normalization, tokenizer)
     if manifest.pooling == "mean":
         _make_mean_pooling_folder(out)
-    (out / "README.md").write_text(_readme(manifest, spec), encoding="utf-8")
+    (out / "README.md").write_text(_readme(manifest, spec, temperature, fused), encoding="utf-8")
     return out
 
 
@@ -144,7 +156,8 @@ def _make_mean_pooling_folder(out: Path) -> None:
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _readme(manifest, spec) -> str:
+def _readme(manifest, spec, temperature: float | None = None, fused=None) -> str:
+    temperature = spec.temperature if temperature is None else temperature
     mean = manifest.pooling == "mean"
     remote = ", trust_remote_code=True" if mean else ""
     call = '{"text": target, "text_pair": text}' if spec.input == "pair" else "text"
@@ -153,9 +166,9 @@ def _readme(manifest, spec) -> str:
         "through unchanged): it loads without remote code, in transformers and text-embeddings-inference.\n")
     return f"""# rasid task `{spec.name}` ({spec.input} input), exported from a rasid bundle
 
-Labels: {", ".join(spec.labels)}. Scores are calibrated (temperature {spec.temperature:.4g} is folded into the
+Labels: {", ".join(spec.labels)}. Scores are calibrated (temperature {temperature:.4g} is folded into the
 classifier).
-
+{_fusion_note(fused)}
 ```python
 from transformers import pipeline
 classify = pipeline("text-classification", model="PATH/{spec.name}"{remote})
@@ -175,6 +188,15 @@ before calling does no harm: the steps change nothing the second time. Settings:
 ```
 
 {pooling}"""
+
+
+def _fusion_note(fused) -> str:
+    if fused is None or fused.weight == 1:
+        return ""
+    return (f"\n**Not the bundle's whole answer.** The bundle fuses this encoder's probabilities (weight "
+            f"{fused.weight:.2f}) with a character n-gram model's (weight {1 - fused.weight:.2f}); a transformers "
+            f"folder holds the encoder only, so these scores are the encoder's alone, as `rasid evaluate "
+            f"--no-fusion` measures them, and may differ from `rasid predict` and `rasid serve`.\n")
 
 
 MEAN_POOLING_README = """## Why `trust_remote_code=True`
