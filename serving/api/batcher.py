@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,8 +69,8 @@ class Batcher:
     Admission: a request is refused at once (QueueFull, 429) when more than `max_queue_items` texts would wait,
     or when its expected wait, the texts queued and in the model (its own included) over the measured
     throughput, is longer than `max_expected_wait_s`: better a refusal with a Retry-After than an accepted
-    request that times out. Nothing is refused while no text waits (a request larger than the limits is slow,
-    never refused forever), and the expected wait counts only once a model call has been timed."""
+    request that times out. An idle server (nothing queued, nothing in the model) takes any request: one larger
+    than the limits is slow, not refused forever. Until a batch has been timed, one batch of texts may wait."""
 
     def __init__(self, predict: PredictFn, max_batch_size: int = 32, max_wait_ms: float = 5.0,
                  max_queue_items: int = 512, on_batch: Callable[[int], None] | None = None,
@@ -95,7 +94,8 @@ class Batcher:
         self._closed = False
         self.pending = 0  # texts queued and not yet handed to the model
         self.in_model = 0  # texts of the model call running now
-        self.throughput: float | None = None  # texts per second of model calls (moving average), once measured
+        self.throughput: float | None = None  # texts per second through the model (moving average), once measured
+        self._seconds_per_text: float | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="rasid-batcher")
@@ -108,6 +108,11 @@ class Batcher:
             await self._task
         self._executor.shutdown(wait=True)
 
+    def seed(self, texts: int, seconds: float) -> None:
+        """A first throughput from a timed model call made before serving (Service.load's warm-up), so the
+        expected wait is known from the first request on."""
+        self._observe(texts, seconds)
+
     def expected_wait(self, texts: int) -> float | None:
         """Seconds until `texts` more texts would be answered if every text waiting now went first (None:
         throughput not measured yet). Fair batching answers short requests sooner; this is their bound."""
@@ -116,11 +121,16 @@ class Batcher:
         return (self.pending + self.in_model + texts) / self.throughput
 
     def _admit(self, texts: int) -> None:
-        if not self.pending:
-            return  # an empty queue takes anything: a request larger than the limits is slow, not refused forever
-        if self.pending + texts > self.max_queue_items:
+        if not (self.pending or self.in_model):
+            return  # an idle server takes anything: a request larger than the limits is slow, not refused forever
+        if self.pending and self.pending + texts > self.max_queue_items:
             raise QueueFull(f"{self.pending} texts are waiting; the limit is {self.max_queue_items}")
         wait = self.expected_wait(texts)
+        if self.max_expected_wait_s is not None and wait is None and self.pending + texts > self.max_batch_size:
+            # Not measured yet (a burst as the server starts): one batch may wait while the first is timed;
+            # admitting the whole queue then timed out every request past the first few batches.
+            raise QueueFull(f"{self.pending} texts are waiting for the first model call to be timed",
+                            retry_after=1)
         if self.max_expected_wait_s is not None and wait is not None and wait > self.max_expected_wait_s:
             raise QueueFull(f"about {wait:.1f} s of work is queued at {self.throughput:.0f} texts/s, more than "
                             f"the {self.max_expected_wait_s:.1f} s this request may wait",
@@ -148,6 +158,10 @@ class Batcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            # Throughput is measured over the whole cycle, collecting included, not over the model call alone:
+            # between calls the event loop parses requests and writes answers, and under load that time is
+            # part of every queued text's wait (a tiny model spends more of it there than in the model).
+            cycle_started = loop.time()
             batch = await self._collect(loop)
             if not batch:
                 continue
@@ -155,8 +169,7 @@ class Batcher:
             self._on_batch(size)
             self.in_model = size
             try:
-                outcomes, seconds = await loop.run_in_executor(self._executor, self._predict_groups, batch)
-                self._observe(size, seconds)
+                outcomes = await loop.run_in_executor(self._executor, self._predict_groups, batch)
             except Exception as error:  # a bug here must fail these requests, not stop the worker for all
                 outcomes = [(part, None, error) for part in batch]
             finally:
@@ -171,13 +184,17 @@ class Batcher:
                 request.answered += end - start
                 if request.answered == len(request.items):
                     request.future.set_result(request.results)
+            self._observe(size, loop.time() - cycle_started)
 
     def _observe(self, texts: int, seconds: float) -> None:
-        if seconds <= 0:
+        """Average the seconds per text, not the texts per second: the throughput is then the harmonic mean
+        of the cycles', which a fast cycle cannot inflate (on a shared host they vary threefold in seconds)."""
+        if seconds <= 0 or texts <= 0:
             return
-        rate = texts / seconds
-        self.throughput = rate if self.throughput is None else \
-            THROUGHPUT_WEIGHT * rate + (1 - THROUGHPUT_WEIGHT) * self.throughput
+        per_text = seconds / texts
+        self._seconds_per_text = per_text if self._seconds_per_text is None else \
+            THROUGHPUT_WEIGHT * per_text + (1 - THROUGHPUT_WEIGHT) * self._seconds_per_text
+        self.throughput = 1 / self._seconds_per_text
 
     async def _collect(self, loop) -> list[tuple[_Request, int, int]]:
         deadline = loop.time() + self.max_wait
@@ -211,9 +228,7 @@ class Batcher:
         return size
 
     def _predict_groups(self, batch: list[tuple[_Request, int, int]]):
-        """In the worker thread: one predict call per task list; an error fails only its own group. Returns
-        the outcome per slice and the seconds the model calls took (the throughput measurement)."""
-        started = time.perf_counter()
+        """In the worker thread: one predict call per task list; an error fails only its own group."""
         groups: dict[tuple | None, list] = {}
         for part in batch:
             groups.setdefault(part[0].tasks, []).append(part)
@@ -230,4 +245,4 @@ class Batcher:
                 count = part[2] - part[1]
                 outcomes.append((part, results[position:position + count], None))
                 position += count
-        return outcomes, time.perf_counter() - started
+        return outcomes

@@ -17,6 +17,27 @@ from serving.errors import RasidError
 log = logging.getLogger("rasid.serve")
 
 
+# A news sentence of typical length for the warm-up call: the first model call is slow (allocations, one-off
+# initialisations), and timing it gives the batcher a throughput before the first request (admission by
+# expected wait has a number to work with when a burst arrives as the server starts).
+WARM_UP_TEXT = ("أعلنت وزارة الاقتصاد اليوم عن خطة جديدة لدعم الشركات الصغيرة والمتوسطة بقروض ميسرة، وقال الوزير "
+                "في مؤتمر صحفي إن الخطة تشمل إعفاءات ضريبية لمدة ثلاث سنوات.")
+
+
+def _load_and_time(model_dir, batch_size: int, **options):
+    """In the model thread: load the bundle, then time one full batch (texts, seconds) on it. A bundle that
+    loads but cannot predict fails here, before the server says it is ready."""
+    import time
+
+    from serving.predictor import Item, Predictor
+
+    predictor = Predictor.from_bundle(model_dir, batch_size=batch_size, **options)
+    predictor.predict_items([Item(WARM_UP_TEXT)])  # the one-off costs, not timed
+    started = time.perf_counter()
+    predictor.predict_items([Item(WARM_UP_TEXT)] * batch_size)
+    return predictor, (batch_size, time.perf_counter() - started)
+
+
 def field_error(loc: tuple, message: str) -> RequestValidationError:
     """A 422 naming the field, in the same shape as the schema's own errors."""
     return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
@@ -35,8 +56,6 @@ class Service:
     async def load(self) -> None:
         """Load the bundle in the model thread (so /healthz answers meanwhile), then start the batcher on
         that same thread: torch must only ever run in one thread (see model_thread_executor)."""
-        from serving.predictor import Predictor  # torch: imported only when a model is loaded
-
         settings = self.settings
         if settings.model_dir is None:
             self.load_error = "no model folder is set: start with `rasid serve --model DIR` or set RASID_MODEL_DIR."
@@ -44,10 +63,10 @@ class Service:
             self._failed()
             return
         model_thread = model_thread_executor()
-        load = functools.partial(Predictor.from_bundle, settings.model_dir, batch_size=settings.max_batch_size,
+        load = functools.partial(_load_and_time, settings.model_dir, batch_size=settings.max_batch_size,
                                  fast=settings.fast, precision=settings.precision)
         try:
-            predictor = await asyncio.get_running_loop().run_in_executor(model_thread, load)
+            predictor, warm_up = await asyncio.get_running_loop().run_in_executor(model_thread, load)
         except Exception as error:  # noqa: BLE001  (reported by /readyz, and by `rasid serve` exiting)
             model_thread.shutdown(wait=False)
             if isinstance(error, RasidError):
@@ -63,6 +82,7 @@ class Service:
                                settings.max_queue_items, on_batch=self.metrics.batch_size.observe,
                                model_thread=model_thread,
                                max_expected_wait_s=settings.request_timeout_s * settings.admission_wait_fraction)
+        self.batcher.seed(*warm_up)
         self.metrics.queue_depth.set_function(lambda: self.batcher.pending)
         self.batcher.start()
         self.predictor = predictor
