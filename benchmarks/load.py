@@ -144,10 +144,10 @@ async def overload(client, args, texts: list[str]) -> None:
     await asyncio.gather(*(timed_posts(client, started + args.capacity_seconds, batch, latencies, statuses)
                            for _ in range(args.concurrency)))
     capacity = len(latencies) / (time.perf_counter() - started)
-    rate = args.factor * capacity
+    rate = args.rate or args.factor * capacity
     print(f"overload: capacity {capacity:.1f} batch requests/s (8 texts each; {args.concurrency} clients, "
           f"{args.capacity_seconds:.0f} s, {summary(latencies, statuses)})")
-    print(f"  sending {rate:.1f} requests/s open-loop ({args.factor:g}x capacity) for {args.duration:.0f} s")
+    print(f"  sending {rate:.1f} requests/s open-loop ({rate / capacity:.1f}x this capacity) for {args.duration:.0f} s")
     latencies, statuses, retry_after, pending = [], Counter(), Counter(), []
 
     async def one():
@@ -223,6 +223,8 @@ def main(argv=None) -> int:
     parser.add_argument("--article-paragraphs", type=int, default=300, help="fairness: lines per long article")
     parser.add_argument("--factor", type=float, default=4.0, help="overload: request rate as a multiple of capacity")
     parser.add_argument("--capacity-seconds", type=float, default=5.0, help="overload: length of the capacity run")
+    parser.add_argument("--rate", type=float, help="overload: requests/s to send instead of --factor x capacity "
+                                                   "(the same offered load for two servers)")
     parser.add_argument("--texts", help="a UTF-8 file, one text per line (default: built-in sentences)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-request client timeout, seconds")
     parser.add_argument("--api-key", default=os.environ.get("RASID_API_KEY"), help="default: $RASID_API_KEY")

@@ -77,25 +77,44 @@ def test_a_lone_long_request_still_fills_whole_batches():
 
 def test_admission_refuses_at_once_a_request_whose_expected_wait_is_past_the_limit():
     async def scenario():
-        batcher = Batcher(echo_predict([]), max_batch_size=4, max_wait_ms=0, max_queue_items=100,
-                          max_expected_wait_s=1.0)
-        queued = asyncio.ensure_future(batcher.submit([Item(f"q{k}") for k in range(8)]))
-        await asyncio.sleep(0)  # no worker yet: 8 texts wait
-        assert batcher.expected_wait(1) is None  # nothing measured yet: only max_queue_items can refuse
+        batcher = Batcher(echo_predict([]), max_batch_size=32, max_wait_ms=0, max_queue_items=100,
+                          max_expected_wait_s=1.0)  # slices of 8 texts
+        queued = asyncio.ensure_future(batcher.submit([Item(f"q{k}") for k in range(12)]))
+        await asyncio.sleep(0)  # no worker yet: 12 texts wait
+        assert batcher.expected_wait(1) is None  # nothing measured yet
         batcher.throughput = 10.0  # as measured: 10 texts/s
-        assert batcher.expected_wait(2) == pytest.approx(1.0)
         with pytest.raises(QueueFull, match="more than the 1.0 s") as refused:
-            await batcher.submit([Item("x")] * 5)  # (8 + 5) / 10 = 1.3 s
-        accepted = asyncio.ensure_future(batcher.submit([Item("y")] * 2))  # (8 + 2) / 10 = 1.0 s: in time
+            await batcher.submit([Item("x")] * 8)  # one slice of the 12 (8) and its own 8: 1.6 s
+        accepted = asyncio.ensure_future(batcher.submit([Item("y")] * 2))  # 8 + 2 texts: 1.0 s, in time
         await asyncio.sleep(0)
         batcher.start()
         await batcher.stop()
         return refused.value.retry_after, await queued, await accepted, batcher.throughput
 
     retry_after, queued, accepted, throughput = asyncio.run(scenario())
-    assert retry_after == 1  # ceil(1.3 - 1.0): when the queue will have drained enough
-    assert len(queued) == 8 and len(accepted) == 2
+    assert retry_after == 1  # ceil(1.6 - 1.0): when enough will have been served
+    assert len(queued) == 12 and len(accepted) == 2
     assert throughput > 0  # the batcher measured its own calls
+
+
+def test_the_expected_wait_of_a_short_request_does_not_count_the_long_article_ahead_of_it():
+    async def scenario():
+        batcher = Batcher(echo_predict([]), max_batch_size=32, max_wait_ms=0, max_queue_items=500,
+                          max_expected_wait_s=5.0)
+        article = asyncio.ensure_future(batcher.submit([Item(f"p{k}") for k in range(100)]))
+        await asyncio.sleep(0)
+        batcher.throughput = 10.0  # 100 queued texts: 10 s of work, twice the limit
+        assert batcher.expected_wait(1) == pytest.approx(0.9)  # one slice of the article, then it
+        single = asyncio.ensure_future(batcher.submit([Item("short")]))
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull):  # a second article would wait for all of the first: 20 s
+            await batcher.submit([Item(f"r{k}") for k in range(100)])
+        batcher.start()
+        await batcher.stop()
+        return await single, await article
+
+    single, article = asyncio.run(scenario())
+    assert len(single) == 1 and len(article) == 100
 
 
 def test_an_empty_queue_takes_a_request_whatever_its_expected_wait():

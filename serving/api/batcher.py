@@ -67,8 +67,8 @@ class Batcher:
     instead of holding them until its last paragraph.
 
     Admission: a request is refused at once (QueueFull, 429) when more than `max_queue_items` texts would wait,
-    or when its expected wait, the texts queued and in the model (its own included) over the measured
-    throughput, is longer than `max_expected_wait_s`: better a refusal with a Retry-After than an accepted
+    or when its expected wait (`expected_wait`: the work served before its last text, over the measured
+    throughput) is longer than `max_expected_wait_s`: better a refusal with a Retry-After than an accepted
     request that times out. An idle server (nothing queued, nothing in the model) takes any request: one larger
     than the limits is slow, not refused forever. Until a batch has been timed, one batch of texts may wait."""
 
@@ -114,11 +114,16 @@ class Batcher:
         self._observe(texts, seconds)
 
     def expected_wait(self, texts: int) -> float | None:
-        """Seconds until `texts` more texts would be answered if every text waiting now went first (None:
-        throughput not measured yet). Fair batching answers short requests sooner; this is their bound."""
+        """Seconds until a new request of `texts` texts would be answered (None: throughput not measured yet):
+        the texts in the model, what the round-robin serves of each waiting request before this one's last
+        slice (all of a short one, as many slices of a long one as this request has), and its own, over the
+        measured throughput. So a paragraph is not refused for the long article ahead of it: it would not
+        wait for that article's end."""
         if not self.throughput:
             return None
-        return (self.pending + self.in_model + texts) / self.throughput
+        turns = math.ceil(texts / self.slice_size) * self.slice_size
+        ahead = sum(min(r.waiting, turns) for r in self._waiting if not r.future.done())
+        return (self.in_model + ahead + texts) / self.throughput
 
     def _admit(self, texts: int) -> None:
         if not (self.pending or self.in_model):
