@@ -133,13 +133,15 @@ class SkippedParagraph(BaseModel):
     text: str
     start: int
     end: int
-    reason: str
+    reason: str = Field(description='Why it was not classified: page furniture of one kind ("see-also", "tags", '
+                                    '"copyright", "share", "menu", ...; serving.documents.SKIP_REASONS, '
+                                    'docs/furniture.md).')
 
 
 class AnalyzeResponse(BaseModel):
     predictions: dict[str, DocumentPrediction] = Field(description="The document verdict per task.")
     paragraphs: list[Paragraph]
-    skipped: list[SkippedParagraph] = Field(description="Boilerplate lines, not classified.")
+    skipped: list[SkippedParagraph] = Field(description="Page furniture (menus, links, copyright, ...), not classified.")
     truncated: bool
     skipped_tasks: list[str]
     empty: bool = Field(description="No usable paragraph: nothing is predicted.")
