@@ -342,23 +342,24 @@ def test_the_ray_engine_gives_the_local_labels_and_scores(trained_bundle, tmp_pa
         writer.writeheader()
         writer.writerows(rows[20:])
     inputs = [first, tmp_path / "b.csv"]
-    local = tmp_path / "local.parquet"
+    local, local_documents = tmp_path / "local.parquet", tmp_path / "local-documents.jsonl"
     assert _predict(trained_bundle, inputs, local) == 0
+    assert _predict(trained_bundle, [first], local_documents, "--documents") == 0
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     try:
         assert _predict(trained_bundle, inputs, tmp_path / "shards", "--engine", "ray", "--workers", "2") == 0
-        assert _predict(trained_bundle, [first], tmp_path / "shards.jsonl", "--engine", "ray", "--workers", "2") == 0
+        assert _predict(trained_bundle, [first], tmp_path / "shards.jsonl", "--engine", "ray", "--workers", "2",
+                        "--documents") == 0
     finally:
         ray.shutdown()
-    expected = _read(local)
     from_parquet = pq.read_table(sorted((tmp_path / "shards").glob("*.parquet"))).to_pylist()
     from_jsonl = [json.loads(line) for shard in sorted((tmp_path / "shards.jsonl").glob("*.jsonl"))
                   for line in shard.read_text(encoding="utf-8").splitlines()]
-    for lines in (from_parquet, from_jsonl):
-        assert [l["id"] for l in lines] == [r["id"] for r in rows][:len(lines)]
-        assert _labels(lines) == _labels(expected)[:len(lines)]
+    for lines, expected in ((from_parquet, _read(local)), (from_jsonl, _read(local_documents))):
+        assert [l["id"] for l in lines] == [r["id"] for r in rows][:len(expected)]
+        assert _labels(lines) == _labels(expected)
         assert all(l["source"] == "test" and "text" not in l for l in lines)
-    assert len(from_parquet) == 30 and len(from_jsonl) == 20
+    assert from_jsonl[0]["topic.rule"] == "length-weighted-mean" and "paragraphs" in from_jsonl[0]
 
 
 def test_the_ray_engine_refuses_what_it_cannot_do(trained_bundle, tmp_path, capsys):

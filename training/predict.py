@@ -9,7 +9,8 @@ carried into the output (`text` too with --keep-text). The output format follows
   `skipped_tasks` (pair tasks not run because the row has no target). With --documents each text is a whole
   article: `predictions` holds the document verdicts and the line adds `paragraphs`, `skipped` and `empty`.
 - `.csv` / `.parquet`: the same, flat: the carried columns, then per task `TASK.label`, `TASK.score`,
-  `TASK.scores` (a struct of label -> probability in Parquet, JSON text in CSV; documents add `TASK.rule`),
+  `TASK.scores` (a struct of label -> probability in Parquet, JSON text in CSV), `TASK.target_seen` for pair
+  tasks (documents add `TASK.rule`),
   `truncated`, `skipped_tasks`, and for documents `empty`, `paragraphs`, `skipped` (JSON text).
 
 A long run survives interruption. Rows are written in input order, and beside the output a progress record
@@ -69,8 +70,9 @@ def register(subparsers) -> None:
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help="files, globs (quoted) or folders of .jsonl/.csv/.parquet rows with 'text' (and 'target'); "
                         "read in the order given, a folder's files in name order")
-    p.add_argument("--output", type=Path, required=True,
-                   help="file to write, .jsonl, .csv or .parquet (--engine ray: a folder of shards)")
+    # text, not a Path: a Path would fold --engine ray's s3://bucket/... into s3:/bucket/...
+    p.add_argument("--output", required=True,
+                   help="file to write, .jsonl, .csv or .parquet (--engine ray: a folder of shards, local or a URI)")
     p.add_argument("--format", choices=FORMATS, help="output format (default: from --output's extension)")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task each row can take)")
     p.add_argument("--documents", action="store_true",
@@ -112,7 +114,7 @@ def run(args) -> int:
     pair_tasks = [t for t in tasks or [] if manifest.task(t).input == "pair"]
     survey = survey_inputs(files, pair_tasks, args.keep_text, args.skip_bad_rows)
     task_names = tasks or [t.name for t in manifest.tasks]
-    _refuse_clashing_columns(survey.columns, fmt, task_names, args.documents)
+    _refuse_clashing_columns(survey.columns, fmt, manifest, task_names, args.documents)
     progress = Progress(output, fmt, identity(files, args), survey.rows)
     start = progress.resume_point() if args.resume else progress.fresh()
 
@@ -352,6 +354,7 @@ def flat_line(line: dict, tasks: list[str], documents: bool) -> dict:
         flat[f"{task}.label"] = answer.get("label")
         flat[f"{task}.score"] = answer.get("score")
         flat[f"{task}.scores"] = answer.get("scores")
+        flat[f"{task}.target_seen"] = answer.get("target_seen")  # a column for pair tasks only (result_schema)
         if documents:
             flat[f"{task}.rule"] = answer.get("rule")
     flat["truncated"] = bool(line["truncated"])
@@ -363,20 +366,23 @@ def flat_line(line: dict, tasks: list[str], documents: bool) -> dict:
     return flat
 
 
-def result_columns(tasks: list[str], documents: bool) -> list[str]:
-    names = [f"{t}.{part}" for t in tasks for part in ("label", "score", "scores", *(("rule",) if documents else ()))]
-    return names + ["truncated", "skipped_tasks"] + (["empty", "paragraphs", "skipped"] if documents else [])
+def result_columns(manifest, tasks: list[str], documents: bool) -> list[str]:
+    return result_schema(manifest, tasks, documents).names
 
 
 def result_schema(manifest, tasks: list[str], documents: bool):
-    """Arrow types of the result columns: fixed by the bundle, so every Parquet chunk and Ray shard agrees."""
+    """The result columns of the flat layout and their Arrow types: fixed by the bundle, so every Parquet chunk
+    and Ray shard agrees. `TASK.target_seen` (whether training saw the row's target) is for pair tasks, null
+    where the bundle keeps no list of targets for the task."""
     import pyarrow as pa
 
     fields = []
     for task in tasks:
-        labels = list(manifest.task(task).labels)
+        spec = manifest.task(task)
         fields += [pa.field(f"{task}.label", pa.string()), pa.field(f"{task}.score", pa.float64()),
-                   pa.field(f"{task}.scores", pa.struct([pa.field(label, pa.float64()) for label in labels]))]
+                   pa.field(f"{task}.scores", pa.struct([pa.field(label, pa.float64()) for label in spec.labels]))]
+        if spec.input == "pair":
+            fields.append(pa.field(f"{task}.target_seen", pa.bool_()))
         if documents:
             fields.append(pa.field(f"{task}.rule", pa.string()))
     fields += [pa.field("truncated", pa.bool_()), pa.field("skipped_tasks", pa.list_(pa.string()))]
@@ -385,10 +391,10 @@ def result_schema(manifest, tasks: list[str], documents: bool):
     return pa.schema(fields)
 
 
-def _refuse_clashing_columns(columns: dict, fmt: str, tasks: list[str], documents: bool) -> None:
+def _refuse_clashing_columns(columns: dict, fmt: str, manifest, tasks: list[str], documents: bool) -> None:
     """An input column named like an output field would be silently overwritten: refuse instead."""
     ours = set(RESULT_FIELDS + (DOCUMENT_FIELDS if documents else ())) if fmt == "jsonl" \
-        else set(result_columns(tasks, documents))
+        else set(result_columns(manifest, tasks, documents))
     clashes = sorted(set(columns) & ours)
     if clashes:
         raise DataError(f"input column(s) {clashes} have the names of rasid's output fields and would be "
@@ -534,7 +540,7 @@ def open_sink(fmt: str, output: Path, start: Start, columns: dict, manifest, tas
     if fmt == "jsonl":
         return JsonlSink(output, start)
     if fmt == "csv":
-        return CsvSink(output, start, list(columns) + result_columns(tasks, documents), tasks, documents)
+        return CsvSink(output, start, list(columns) + result_columns(manifest, tasks, documents), tasks, documents)
     return ParquetSink(output, start, columns, manifest, tasks, documents)
 
 

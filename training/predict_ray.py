@@ -27,7 +27,7 @@ from serving import threads
 from serving.errors import DataError, RasidError
 from training.data import _parse_row
 from training.predict import (CHUNK_DOCUMENTS, CHUNK_ROWS, check_tasks, expand_inputs, flat_line, predict_chunk,
-                              result_columns, result_schema)
+                              result_schema)
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,16 @@ def run(args, fmt: str) -> int:
         log.info("Ray: %d actor(s) x %d thread(s) on a cluster of %d CPU(s)", workers, per_actor, cpus)
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # shards in name order = the input order
+        pair_tasks = [t for t in tasks or [] if manifest.task(t).input == "pair"]
+        runs = format_runs(inputs)
         options = {"model": str(model), "threads": per_actor, "tasks": tasks, "documents": args.documents,
-                   "abstain_below": args.abstain_below, "fast": args.fast, "precision": args.precision,
-                   "batch_size": args.batch_size, "keep_text": args.keep_text, "skip_bad_rows": args.skip_bad_rows}
+                   "abstain_below": args.abstain_below, "abstain_unseen_targets": args.abstain_unseen_targets,
+                   "fast": args.fast, "precision": args.precision, "batch_size": args.batch_size,
+                   "keep_text": args.keep_text, "skip_bad_rows": args.skip_bad_rows,
+                   "recurring": _recurring(ray, runs, pair_tasks) if args.documents else None}
         # Ray's union interleaves its inputs' blocks, so inputs of different formats (one reader each) run as
         # consecutive jobs, each writing shards named part-JOB-TASK-...: the name order is the input order.
-        for part, (kind, paths) in enumerate(format_runs(inputs)):
+        for part, (kind, paths) in enumerate(runs):
             labelled = _read(ray, kind, paths).map_batches(
                 BundleActor, batch_size=CHUNK_DOCUMENTS if args.documents else CHUNK_ROWS, batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=per_actor, fn_constructor_kwargs=options)
@@ -150,6 +154,23 @@ def _suffix(path: str) -> str:
     raise DataError(f"{path}: cannot tell its format; rasid predict reads .jsonl, .csv and .parquet")
 
 
+def _recurring(ray, runs, pair_tasks: list[str]) -> frozenset[str]:
+    """Page furniture that recurs across the input's documents, found over the whole input as the local engine
+    does (serving.documents.recurring_lines), so both skip the same lines: one pass over the texts, read by Ray,
+    gathered here."""
+    from serving.documents import recurring_lines
+
+    def texts():
+        for kind, paths in runs:
+            for batch in _read(ray, kind, paths).iter_batches(batch_format="pyarrow"):
+                for record in batch.to_pylist():
+                    row = _parse_row(record, "", [])
+                    if not isinstance(row, str) and not (pair_tasks and not (row.target and row.target.strip())):
+                        yield row.text
+
+    return recurring_lines(texts())
+
+
 def format_runs(inputs: list[str]) -> list[tuple[str, list[str]]]:
     """Consecutive inputs of one format, grouped: [(format, paths), ...] in input order."""
     runs: list[tuple[str, list[str]]] = []
@@ -205,8 +226,8 @@ class BundleActor:
     """Loads the bundle once, then labels each batch of rows it is handed (a pyarrow Table) and returns the
     batch's own columns (less `text`, unless --keep-text) followed by the result columns."""
 
-    def __init__(self, model: str, threads: int, tasks, documents: bool, abstain_below, fast, precision,
-                 batch_size: int, keep_text: bool, skip_bad_rows: bool):
+    def __init__(self, model: str, threads: int, tasks, documents: bool, abstain_below, abstain_unseen_targets: bool,
+                 fast, precision, batch_size: int, keep_text: bool, skip_bad_rows: bool, recurring):
         from serving import threads as thread_rule
 
         thread_rule.configure(threads)  # before torch starts its OpenMP pool in this worker
@@ -215,6 +236,7 @@ class BundleActor:
         self.predictor = Predictor.from_bundle(Path(model), batch_size=batch_size, fast=fast, precision=precision)
         manifest = self.predictor.manifest
         self.tasks, self.documents, self.abstain_below = tasks, documents, abstain_below
+        self.abstain_unseen_targets, self.recurring = abstain_unseen_targets, recurring
         self.keep_text, self.skip_bad_rows = keep_text, skip_bad_rows
         self.names = tasks or [t.name for t in manifest.tasks]
         self.pair_tasks = [t for t in tasks or [] if manifest.task(t).input == "pair"]
@@ -242,10 +264,11 @@ class BundleActor:
         carried = batch.take(pa.array(keep, type=pa.int64()))
         if "text" in carried.column_names and not self.keep_text:
             carried = carried.drop_columns(["text"])
-        clashes = sorted(set(carried.column_names) & set(result_columns(self.names, self.documents)))
+        clashes = sorted(set(carried.column_names) & set(self.schema.names))
         if clashes:
             raise DataError(f"input column(s) {clashes} have the names of rasid's output columns; rename them.")
-        results = predict_chunk(self.predictor, rows, self.tasks, self.documents, self.abstain_below) if rows else []
+        results = predict_chunk(self.predictor, rows, self.tasks, self.documents, self.abstain_below,
+                                self.abstain_unseen_targets, self.recurring) if rows else []
         table = pa.Table.from_pylist([flat_line(result, self.names, self.documents) for result in results],
                                      schema=self.schema)
         for position, name in enumerate(carried.column_names):
