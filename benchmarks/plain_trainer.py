@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.data import read_rows  # noqa: E402
+from serving.data_files import read_rows  # noqa: E402
 from training.metrics import classification_metrics, stanceeval_score  # noqa: E402
 
 SETS = {"mawqif": "stance", "asnd": "topic", "ans": "claim", "austr": "claim", "baly": "news_claim"}

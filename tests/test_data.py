@@ -5,7 +5,8 @@ from collections import Counter
 import pytest
 
 from serving.errors import DataError
-from training.data import Row, read_rows, split_rows
+from serving.data_files import Row, read_rows
+from training.data import split_rows
 
 
 def write(tmp_path, name, content: bytes | str):

@@ -99,7 +99,7 @@ def test_hf_export_on_raw_text_gives_the_bundles_calibrated_scores_and_labels_th
 def test_the_exported_tokenizer_reads_raw_text_as_the_bundle_reads_normalised_text(trained_bundle, tmp_path):
     from transformers import AutoTokenizer
 
-    from training.export import PROBES, _all_characters
+    from serving.export import PROBES, _all_characters
 
     main(["export", "--model", str(trained_bundle), "--format", "hf", "--out", str(tmp_path), "--tasks", "topic"])
     exported = AutoTokenizer.from_pretrained(tmp_path / "topic")

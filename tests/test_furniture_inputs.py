@@ -7,7 +7,7 @@ import json
 
 from tests.conftest import write_jsonl
 from tests.test_documents import FOOTER, MENU, site_page
-from training import predict
+from serving import predict
 from training.cli import main
 
 

@@ -8,7 +8,7 @@ import pytest
 from serving.fusion import fuse
 from serving.tfidf import char_ngrams
 from tests.samples import TOPIC
-from training.data import Row
+from serving.data_files import Row
 from training.ngram_model import feature_matrix, fit_features, fit_ngram_classifier
 
 TEXTS = [text for text, _ in TOPIC]

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import sample_rows, write_jsonl
 from tests.samples import ARTICLE
-from training import predict
+from serving import predict
 from training.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -300,7 +300,7 @@ def test_a_real_sigterm_to_a_running_predict(trained_bundle, tmp_path):
     out = tmp_path / "o.jsonl"
     script = ("import sys, time\n"
               "from serving.predictor import Predictor\n"
-              "from training import predict\n"
+              "from serving import predict\n"
               "from training.cli import main\n"
               "predict.CHUNK_ROWS = 4\n"
               "original = Predictor.predict_items\n"
@@ -376,7 +376,7 @@ def test_the_ray_engine_refuses_what_it_cannot_do(trained_bundle, tmp_path, caps
 
 
 def test_ray_actors_share_the_cpus(monkeypatch):
-    from training.predict_ray import actor_shares, format_runs
+    from serving.predict_ray import actor_shares, format_runs
 
     monkeypatch.delenv("RASID_THREADS", raising=False)
     assert actor_shares(8, None, None) == (1, 8)  # one single-thread actor per CPU

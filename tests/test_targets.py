@@ -186,10 +186,10 @@ def test_rasid_serve_takes_the_unseen_target_flag_and_the_environment(monkeypatc
     import argparse
 
     from serving.api.settings import Settings
-    from training import serve_command
+    from serving import serve
 
     parser = argparse.ArgumentParser()
-    serve_command.register(parser.add_subparsers())
+    serve.register(parser.add_subparsers())
     args = parser.parse_args(["serve", "--model", "m", "--abstain-unseen-targets"])
     assert args.abstain_unseen_targets is True
     assert parser.parse_args(["serve", "--model", "m"]).abstain_unseen_targets is None  # the environment decides

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from serving.errors import DataError
-from training.data import read_rows
+from serving.data_files import read_rows
 
 DESCRIPTION = ("TF-IDF (char_wb 2-5, sublinear; pairs: text, target and shared n-grams) + "
                "LogisticRegression(class_weight=balanced, C chosen on held-out training rows)")

@@ -18,7 +18,7 @@ from serving.bundle import Manifest, TaskSpec
 from serving.errors import DataError, RasidError
 from serving.normalize import DEFAULT_SETTINGS, normalize
 from serving.predictor import Predictor
-from training.data import read_rows
+from serving.data_files import read_rows
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from serving import __version__
 from serving.abstention import check_threshold
 from serving.errors import DataError, RasidError
-from training.cli import add_arithmetic_options
-from training.data import Row, read_rows
+from serving.data_files import Row, read_rows
+from serving.options import add_arithmetic_options
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import torch
 from serving.bundle import TaskSpec
 from serving.normalize import NormalizationSettings, normalize
 from serving.errors import DataError
-from training.data import Row
+from serving.data_files import Row
 
 # What each known task compares. Unknown task names are single-input unless named with --pair-tasks.
 KNOWN_TASK_INPUTS = {"topic": "single", "stance": "pair", "claim": "pair", "news_claim": "pair", "sentiment": "single", "sarcasm": "single"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.data import read_rows
+from serving.data_files import read_rows
 
 
 def register(subparsers) -> None:

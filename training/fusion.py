@@ -19,7 +19,8 @@ from serving.bundle import load_ngram_models, read_manifest, save_ngram_models, 
 from serving.fusion import FusedTask, fuse
 from serving.normalize import normalize
 from training.calibration import fit_temperature
-from training.data import Row, split_rows
+from serving.data_files import Row
+from training.data import split_rows
 from training.metrics import classification_metrics
 from training.ngram_model import fit_ngram_classifier
 

@@ -15,7 +15,8 @@ from collections import Counter
 import numpy as np
 
 from serving.tfidf import NgramClassifier, TfidfFeatures, char_ngrams
-from training.data import Row, split_rows
+from serving.data_files import Row
+from training.data import split_rows
 from training.metrics import classification_metrics
 
 log = logging.getLogger(__name__)

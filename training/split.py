@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.data import read_rows, split_rows, write_rows
+from serving.data_files import read_rows
+from training.data import split_rows, write_rows
 
 
 def register(subparsers) -> None:

@@ -128,7 +128,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
 
 
 def describe_data(paths: list[Path], rows_per_file: dict[str, int]) -> list[dict]:
-    from training.data import file_sha256
+    from serving.data_files import file_sha256
 
     return [{"path": str(p), "sha256": file_sha256(p), "rows": rows_per_file.get(str(p), 0)} for p in paths]
 

@@ -11,7 +11,8 @@ from serving.bundle import Manifest, save_bundle, target_inventory
 from serving.errors import RasidError
 from serving.normalize import NormalizationSettings
 from training.calibration import cross_fitted_calibration
-from training.data import read_rows, split_rows
+from serving.data_files import read_rows
+from training.data import split_rows
 from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
 from training.metrics import classification_metrics
 from training.train import TrainConfig, clear_run_dir, describe_data, tasks_in, write_json
@@ -108,7 +109,7 @@ class TrainingRun:
         # 3. base encoder
         base = c.base
         if base is None:
-            from training.base_encoder import ensure_base
+            from training.base import ensure_base
 
             base = str(ensure_base())
         encoder, tokenizer = load_encoder(base)
@@ -179,7 +180,7 @@ class TrainingRun:
         """Record what per-row int8 costs this bundle on its validation rows: it decides the fast path.
         Only serving.encoder's BERTs have per-row int8; a failure here leaves the bundle on fp32, not lost."""
         from serving.encoder import BertEncoder
-        from training.precision_check import record_int8_cost
+        from training.check_int8 import record_int8_cost
 
         c = self.config
         if not c.int8_check or not isinstance(encoder, BertEncoder):

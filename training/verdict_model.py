@@ -19,7 +19,8 @@ from serving.bundle import read_manifest, save_document_models, write_manifest
 from serving.documents import char_budget, recurring_lines, skip_reason, split_paragraphs
 from serving.normalize import normalize
 from serving.verdict import DocumentModel
-from training.data import Row, split_rows
+from serving.data_files import Row
+from training.data import split_rows
 from training.metrics import classification_metrics
 from training.ngram_model import fit_ngram_classifier
 

@@ -376,7 +376,7 @@ def bake_normalization(folder: Path, settings, tokenizer) -> None:
     if wrong:
         raise RasidError(f"the normalisation baked into the exported tokenizer differs from serving/normalize.py on "
                          f"{wrong[0]!r} ({baked.normalize_str(wrong[0])!r} against {normalize(wrong[0], settings)!r}): "
-                         f"training/export.py must learn the change to normalize.py before exporting.")
+                         f"serving/export.py must learn the change to normalize.py before exporting.")
     path = Path(folder) / "tokenizer.json"
     backend = Tokenizer.from_file(str(path))
     own = [backend.normalizer] if backend.normalizer is not None else []

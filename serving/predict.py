@@ -24,7 +24,7 @@ which replaces the output at every clean stop: a kill -9 there loses the rows si
 the next run deletes the leftover partial file.
 
 `--engine ray` runs the same per-row work in a Ray actor pool over one or several machines
-(training/predict_ray.py, imported only then).
+(serving/predict_ray.py, imported only then).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving.errors import DataError, RasidError
-from training.cli import add_arithmetic_options
 # rasid's own row reader and row check, so predict reports bad rows exactly as train and evaluate do
-from training.data import MAX_REPORTED_ERRORS, _parse_row, _raw_records, file_sha256
+from serving.data_files import MAX_REPORTED_ERRORS, file_sha256, parse_row, raw_records
+from serving.options import add_arithmetic_options
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def run(args) -> int:
     _check_options(args)
     fmt = output_format(args)
     if args.engine == "ray":
-        from training import predict_ray  # Ray is an optional extra: imported only when asked for
+        from serving import predict_ray  # Ray is an optional extra: imported only when asked for
 
         return predict_ray.run(args, fmt)
     if args.address or args.workers is not None:
@@ -241,7 +241,7 @@ def expand_inputs(specs: list[str], output: Path | None = None) -> list[Path]:
 def _records(path: Path):
     """(where, record dict or the sentence saying why the row is unreadable) for each row of one file."""
     if path.suffix.lower() != ".parquet":
-        for number, record in _raw_records(path):
+        for number, record in raw_records(path):
             yield f"{path}:{number}", record
         return
     import pyarrow as pa
@@ -264,7 +264,7 @@ def _scan(files: list[Path], pair_tasks: list[str]):
             if isinstance(record, str):
                 yield where, None, record
                 continue
-            row = _parse_row(record, where, [])  # inputs need no labels: no column is read as one
+            row = parse_row(record, where, [])  # inputs need no labels: no column is read as one
             if not isinstance(row, str) and pair_tasks and not (row.target and row.target.strip()):
                 row = f"no 'target' for task(s) {pair_tasks}"  # tasks asked for by name must all be answered
             yield where, record, row

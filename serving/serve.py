@@ -7,7 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
-from training.cli import add_arithmetic_options
+from serving.options import add_arithmetic_options
 
 log = logging.getLogger("rasid.serve")
 

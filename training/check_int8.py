@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-from training.data import Row, read_rows
+from serving.data_files import Row, read_rows
 
 log = logging.getLogger(__name__)
 

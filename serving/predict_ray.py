@@ -25,9 +25,8 @@ from pathlib import Path
 
 from serving import threads
 from serving.errors import DataError, RasidError
-from training.data import _parse_row
-from training.predict import (CHUNK_DOCUMENTS, CHUNK_ROWS, check_tasks, expand_inputs, flat_line, predict_chunk,
-                              result_schema)
+from serving.data_files import parse_row
+from serving.predict import CHUNK_DOCUMENTS, CHUNK_ROWS, check_tasks, expand_inputs, flat_line, predict_chunk, result_schema
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ def _recurring(ray, runs, pair_tasks: list[str]) -> frozenset[str]:
         for kind, paths in runs:
             for batch in _read(ray, kind, paths).iter_batches(batch_format="pyarrow"):
                 for record in batch.to_pylist():
-                    row = _parse_row(record, "", [])
+                    row = parse_row(record, "", [])
                     if not isinstance(row, str) and not (pair_tasks and not (row.target and row.target.strip())):
                         yield row.text
 
@@ -249,7 +248,7 @@ class BundleActor:
         keep, rows, bad = [], [], []
         for n, record in enumerate(batch.to_pylist()):
             where = f"row with id {record['id']!r}" if record.get("id") is not None else "a row"
-            row = _parse_row(record, where, [])
+            row = parse_row(record, where, [])
             if not isinstance(row, str) and self.pair_tasks and not (row.target and row.target.strip()):
                 row = f"no 'target' for task(s) {self.pair_tasks}"
             if isinstance(row, str):
