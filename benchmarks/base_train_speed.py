@@ -18,7 +18,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
 from tests.e5_sentences import ARABIC_SENTENCES  # noqa: E402
-from training.base import DEFAULT_BASE_DIR, ensure_base  # noqa: E402
+from training.e5.base_folder import DEFAULT_BASE_DIR, ensure_base  # noqa: E402
 
 THREADS = 2  # this machine's cores
 BATCH, LENGTH = 16, 128

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from serving import threads
 from serving.errors import DataError, RasidError
+from serving.batch import CHUNK_DOCUMENTS, CHUNK_ROWS, check_tasks, flat_line, predict_chunk, result_schema
 from serving.data_files import parse_row
-from serving.predict import CHUNK_DOCUMENTS, CHUNK_ROWS, check_tasks, expand_inputs, flat_line, predict_chunk, result_schema
+from serving.input_files import expand_inputs
 
 log = logging.getLogger(__name__)
 

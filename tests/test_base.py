@@ -14,6 +14,7 @@ from serving.errors import RasidError
 from serving.normalize import normalize
 from tests.e5_sentences import ARABIC_SENTENCES, FOREIGN_TEXTS
 from training import base
+from training.e5 import base_folder
 from training.e5 import trim
 from training.e5.reader import E5FormatError, read_e5
 
@@ -189,7 +190,7 @@ def test_always_kept_and_new_order():
 def test_default_corpus_missing_is_a_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv(trim.SHARED_DATA_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(RasidError, match="--no-trim"):
-        base.ensure_base(tmp_path / "base")
+        base_folder.ensure_base(tmp_path / "base")
     assert not (tmp_path / "base").exists()
 
 
@@ -202,19 +203,19 @@ def test_second_call_reuses_and_changed_corpus_rebuilds(tmp_path, monkeypatch):
         (out / "model.safetensors").write_bytes(b"")
         info = dict(inputs, vocab_size=5, vocab_size_untrimmed=8, parameters=1, parameters_untrimmed=2,
                     folder_bytes=0, build_seconds=0.0)
-        (out / base.MANIFEST).write_text(json.dumps(info))
+        (out / base_folder.MANIFEST).write_text(json.dumps(info))
         return info
 
-    monkeypatch.setattr(base, "_build", fake_build)
+    monkeypatch.setattr(base_folder, "_build", fake_build)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(ARABIC_SENTENCES[:5]), encoding="utf-8")
     said: list[str] = []
     out = tmp_path / "base"
-    base.ensure_base(out, trim_corpus=[corpus], say=said.append)
-    base.ensure_base(out, trim_corpus=[corpus], say=said.append)
+    base_folder.ensure_base(out, trim_corpus=[corpus], say=said.append)
+    base_folder.ensure_base(out, trim_corpus=[corpus], say=said.append)
     assert len(builds) == 1 and "reusing" in said[-1]
     corpus.write_text("\n".join(ARABIC_SENTENCES[:6]), encoding="utf-8")
-    base.ensure_base(out, trim_corpus=[corpus], say=said.append)
+    base_folder.ensure_base(out, trim_corpus=[corpus], say=said.append)
     assert len(builds) == 2 and "rebuilding" in said[-2]
 
 
@@ -237,9 +238,9 @@ class Built:
         self.shared = sorted(p for g in trim.DEFAULT_CORPUS_GLOBS for p in SHARED_DATA.glob(g))
         self.corpus = [sentences, *self.shared]
         self.said: list[str] = []
-        self.full = base.ensure_base(root / "full", trim=False, say=self.said.append)
-        self.trimmed = base.ensure_base(root / "trim", trim_corpus=self.corpus, say=self.said.append)
-        self.e5 = read_e5(base.source_path())
+        self.full = base_folder.ensure_base(root / "full", trim=False, say=self.said.append)
+        self.trimmed = base_folder.ensure_base(root / "trim", trim_corpus=self.corpus, say=self.said.append)
+        self.e5 = read_e5(base_folder.source_path())
         trimmed_vocab = json.loads((self.trimmed / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
         index = {piece: i for i, piece in enumerate(self.e5.pieces)}
         self.old_ids = np.array([index[piece] for piece, _ in trimmed_vocab])  # new id -> old id
@@ -350,8 +351,8 @@ def test_trimmed_tokenizer_gives_the_untrimmed_pieces(built):
 def test_second_ensure_base_reuses(built):
     stamp = (built.trimmed / "model.safetensors").stat().st_mtime_ns
     said: list[str] = []
-    assert base.ensure_base(built.trimmed, trim_corpus=built.corpus, say=said.append) == built.trimmed
+    assert base_folder.ensure_base(built.trimmed, trim_corpus=built.corpus, say=said.append) == built.trimmed
     assert "reusing" in said[-1] and (built.trimmed / "model.safetensors").stat().st_mtime_ns == stamp
-    manifest = json.loads((built.trimmed / base.MANIFEST).read_text(encoding="utf-8"))
+    manifest = json.loads((built.trimmed / base_folder.MANIFEST).read_text(encoding="utf-8"))
     assert manifest["trimmed"] and manifest["vocab_size"] == len(built.old_ids) < manifest["vocab_size_untrimmed"]
     print("\n".join(built.said))

@@ -99,12 +99,12 @@ def test_training_can_skip_the_int8_check_and_the_bundle_then_runs_fp32(tmp_path
 
 
 def test_a_failed_int8_check_keeps_the_trained_bundle_on_fp32(tmp_path, tiny_base, sample_data, monkeypatch, caplog):
-    import training.check_int8
+    import training.int8_cost
 
     def broken(*args, **kwargs):
         raise RuntimeError("no int8 kernels on this CPU")
 
-    monkeypatch.setattr(training.check_int8, "record_int8_cost", broken)
+    monkeypatch.setattr(training.int8_cost, "record_int8_cost", broken)
     bundle = tiny_training(sample_data, tmp_path / "m", tiny_base)
     assert "int8 cost not measured (no int8 kernels on this CPU)" in caplog.text
     assert Predictor.from_bundle(bundle).backend == "torch-fp32"

@@ -7,12 +7,12 @@ import json
 
 from tests.conftest import write_jsonl
 from tests.test_documents import FOOTER, MENU, site_page
-from serving import predict
+from serving import batch
 from training.cli import main
 
 
 def test_predict_documents_skips_the_lines_recurring_across_the_whole_input(trained_bundle, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict, "CHUNK_DOCUMENTS", 2)  # six pages in three calls: no chunk alone shows a recurrence
+    monkeypatch.setattr(batch, "CHUNK_DOCUMENTS", 2)  # six pages in three calls: no chunk alone shows a recurrence
     source = write_jsonl(tmp_path / "pages.jsonl", [{"id": f"p{k}", "text": site_page(k)} for k in range(6)])
     out = tmp_path / "out.jsonl"
     assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import sample_rows, write_jsonl
 from tests.samples import ARTICLE
-from serving import predict
+from serving import batch, output_files, progress
 from training.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_jsonl_output_carries_every_input_column_but_the_text(trained_bundle, tm
     out = tmp_path / "o.jsonl"
     assert _predict(trained_bundle, [write_jsonl(tmp_path / "in.jsonl", rows)], out) == 0
     for row, line in zip(rows, _read(out)):
-        assert {k: v for k, v in line.items() if k not in predict.RESULT_FIELDS} == \
+        assert {k: v for k, v in line.items() if k not in batch.RESULT_FIELDS} == \
                {k: v for k, v in row.items() if k != "text"}
     assert _predict(trained_bundle, [tmp_path / "in.jsonl"], out, "--keep-text") == 0
     assert [l["text"] for l in _read(out)] == [r["text"] for r in rows]
@@ -177,7 +177,7 @@ def _signal_on_call(monkeypatch, call: int, signum=signal.SIGTERM):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
 def test_sigterm_leaves_a_valid_prefix_and_resume_finishes_it(trained_bundle, tmp_path, monkeypatch, capsys, suffix):
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(batch, "CHUNK_ROWS", 4)
     rows = _rows(14)
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     reference = tmp_path / f"ref{suffix}"
@@ -190,17 +190,17 @@ def test_sigterm_leaves_a_valid_prefix_and_resume_finishes_it(trained_bundle, tm
     assert "stopped by SIGTERM after 8 of 14 row(s)" in err and "--resume" in err
     assert [l["id"] for l in _read(out)] == [r["id"] for r in rows[:8]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.jsonl", reference.name, out.name,
-                                                                 out.name + predict.PROGRESS_SUFFIX])
+                                                                 out.name + progress.PROGRESS_SUFFIX])
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
     monkeypatch.undo()
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(batch, "CHUNK_ROWS", 4)
     assert _predict(trained_bundle, [source], out, "--resume") == 0
     assert _read(out) == _read(reference)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.jsonl", reference.name, out.name])
 
 
 def test_sigint_stops_the_same_way(trained_bundle, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(batch, "CHUNK_ROWS", 4)
     source = write_jsonl(tmp_path / "in.jsonl", _rows(10))
     _signal_on_call(monkeypatch, 1, signal.SIGINT)
     assert _predict(trained_bundle, [source], tmp_path / "o.jsonl") == 128 + signal.SIGINT
@@ -210,14 +210,14 @@ def test_sigint_stops_the_same_way(trained_bundle, tmp_path, monkeypatch, capsys
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_resume_drops_a_chunk_cut_off_by_a_hard_kill(trained_bundle, tmp_path, monkeypatch, suffix):
     """kill -9 can leave half a chunk after the last recorded one: --resume cuts the file back and redoes it."""
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(batch, "CHUNK_ROWS", 4)
     source = write_jsonl(tmp_path / "in.jsonl", _rows(12))
     assert _predict(trained_bundle, [source], tmp_path / f"ref{suffix}") == 0
     out = tmp_path / f"o{suffix}"
     _signal_on_call(monkeypatch, 1)
     assert _predict(trained_bundle, [source], out) == 128 + signal.SIGTERM
     monkeypatch.undo()
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(batch, "CHUNK_ROWS", 4)
     with open(out, "ab") as handle:
         handle.write('{"id": "r4", "predictions": {"topic": {"lab'.encode() if suffix == ".jsonl" else b"r4,4,test,")
     assert _predict(trained_bundle, [source], out, "--resume") == 0
@@ -225,20 +225,20 @@ def test_resume_drops_a_chunk_cut_off_by_a_hard_kill(trained_bundle, tmp_path, m
 
 
 def test_a_hard_killed_parquet_run_resumes_from_its_last_clean_stop(trained_bundle, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(batch, "CHUNK_ROWS", 4)
     source = write_jsonl(tmp_path / "in.jsonl", _rows(12))
     out = tmp_path / "o.parquet"
     _signal_on_call(monkeypatch, 1)
     assert _predict(trained_bundle, [source], out) == 128 + signal.SIGTERM
     monkeypatch.undo()
-    partial = tmp_path / ("o.parquet" + predict.PARTIAL_SUFFIX)
+    partial = tmp_path / ("o.parquet" + output_files.PARTIAL_SUFFIX)
     partial.write_bytes(b"PAR1 cut off by kill -9")  # what a kill -9 mid-run leaves: no footer
     assert _predict(trained_bundle, [source], out, "--resume") == 0
     assert [l["id"] for l in _read(out)] == [f"r{k}" for k in range(12)] and not partial.exists()
 
 
 def _interrupted(bundle, source, out, monkeypatch, *extra):
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(batch, "CHUNK_ROWS", 4)
     _signal_on_call(monkeypatch, 1)
     assert _predict(bundle, [source], out, *extra) == 128 + signal.SIGTERM
     monkeypatch.undo()
@@ -300,9 +300,9 @@ def test_a_real_sigterm_to_a_running_predict(trained_bundle, tmp_path):
     out = tmp_path / "o.jsonl"
     script = ("import sys, time\n"
               "from serving.predictor import Predictor\n"
-              "from serving import predict\n"
+              "from serving import batch\n"
               "from training.cli import main\n"
-              "predict.CHUNK_ROWS = 4\n"
+              "batch.CHUNK_ROWS = 4\n"
               "original = Predictor.predict_items\n"
               "Predictor.predict_items = lambda self, *a, **k: (time.sleep(0.3), original(self, *a, **k))[1]\n"
               "sys.exit(main(sys.argv[1:]))\n")

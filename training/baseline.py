@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serving.errors import DataError
 from serving.data_files import read_rows
-
-DESCRIPTION = ("TF-IDF (char_wb 2-5, sublinear; pairs: text, target and shared n-grams) + "
-               "LogisticRegression(class_weight=balanced, C chosen on held-out training rows)")
+from serving.errors import DataError
+from training.evaluation import evaluate_model, finish, new_report, parse_tasks, rows_by_task
 
 
 def register(subparsers) -> None:
@@ -28,13 +26,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def describe(train: list[Path]) -> str:
-    return f"{DESCRIPTION}, trained on {', '.join(str(p) for p in train)}"
-
-
 def run(args) -> int:
-    from training.baseline_model import fit_baseline
-    from training.evaluate import evaluate_model, finish, new_report, parse_tasks, rows_by_task
+    from training.baseline_model import describe, fit_baseline
 
     requested = parse_tasks(args.tasks)
     rows = read_rows(args.data, args.skip_bad_rows, tasks=requested).rows

@@ -22,6 +22,14 @@ from serving.data_files import read_rows
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION = ("TF-IDF (char_wb 2-5, sublinear; pairs: text, target and shared n-grams) + "
+               "LogisticRegression(class_weight=balanced, C chosen on held-out training rows)")
+
+
+def describe(train: list[Path]) -> str:
+    """The baseline's line in a report: what it is and what it was trained on."""
+    return f"{DESCRIPTION}, trained on {', '.join(str(p) for p in train)}"
+
 
 class BaselinePredictor(Predictor):
     """A Predictor whose encoder + heads are one serving.tfidf.NgramClassifier per task."""

@@ -14,69 +14,9 @@ What it does NOT do: tune hyper-parameters, or look at any test split.
 
 from __future__ import annotations
 
-import json
-import logging
-import shutil
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from serving.errors import DataError, RasidError
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    data: list[Path]
-    out: Path
-    base: str | None = None  # HF id or folder; None: the offline default base
-    tasks: list[str] | None = None  # None: every task that has labels in the data
-    pair_tasks: list[str] = field(default_factory=list)  # extra task names that take (target, text)
-    val_data: list[Path] = field(default_factory=list)  # given: used as is instead of carving a split
-    epochs: float = 3.0
-    batch_size: int = 16
-    lr: float = 5e-5  # small encoders (e5-small, 384 wide) like a higher rate than BERT-base's 2e-5
-    max_length: int = 128  # tokens; news paragraphs and tweets mostly fit, longer ones are truncated
-    seed: int = 13
-    val_fraction: float = 0.1
-    class_weight_power: float = 0.5  # 0 none, 0.5 square root, 1 balanced: minority topics must not collapse
-    freeze_embeddings: bool = False
-    keep_layers: int = 0  # 0: all; else only this many lowest layers of the base (the rest dropped: smaller, faster)
-    freeze_layers: int = 0  # the embeddings and this many lowest layers stay as pretrained: no backward pass there
-    bf16: bool = False  # autocast; for CPUs with AMX (without it, fp32 trained faster here) and recent GPUs
-    pooling: str = "mean"
-    save_steps: int = 200  # a resume point every this many optimiser steps
-    max_steps: int = -1
-    skip_bad_rows: bool = False
-    int8_check: bool = True  # after training: what per-row int8 costs on the validation rows (decides the fast path)
-    fusion: bool = True  # after training: an n-gram model per task, fused where it helps on validation (serving/fusion.py)
-    resume: bool = False
-    run_dir: Path | None = None  # checkpoints; default: <out>.run beside the bundle
-
-    def __post_init__(self):
-        self.data = [Path(p) for p in self.data]
-        self.val_data = [Path(p) for p in self.val_data]
-        self.out = Path(self.out)
-        self.run_dir = Path(self.run_dir) if self.run_dir else self.out.with_name(self.out.name + ".run")
-        checks = [
-            (self.epochs > 0, f"--epochs must be positive, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (0 < self.lr < 1, f"--lr must be between 0 and 1, got {self.lr}"),
-            (8 <= self.max_length <= 8192, f"--max-length must be between 8 and 8192, got {self.max_length}"),
-            (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
-            (0 <= self.class_weight_power <= 1, f"--class-weight-power must be in [0, 1], got {self.class_weight_power}"),
-            (self.save_steps >= 1, f"--save-steps must be at least 1, got {self.save_steps}"),
-            (self.keep_layers >= 0, f"--keep-layers must be 0 or more, got {self.keep_layers}"),
-            (self.freeze_layers >= 0, f"--freeze-layers must be 0 or more, got {self.freeze_layers}"),
-            (bool(self.data), "--data needs at least one file"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise RasidError(message + ".")
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k in {"data", "val_data"} else v)
-                for k, v in asdict(self).items()}
+from training.config import TrainConfig
 
 
 def register(subparsers) -> None:
@@ -125,32 +65,3 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Path:
     from training.training_run import TrainingRun
 
     return TrainingRun(config, callbacks or []).execute()
-
-
-def describe_data(paths: list[Path], rows_per_file: dict[str, int]) -> list[dict]:
-    from serving.data_files import file_sha256
-
-    return [{"path": str(p), "sha256": file_sha256(p), "rows": rows_per_file.get(str(p), 0)} for p in paths]
-
-
-def tasks_in(rows, requested: list[str] | None) -> list[str]:
-    present = sorted({task for row in rows for task in row.labels})
-    if requested is None:
-        if not present:
-            raise DataError("no row carries a label: nothing to train.")
-        return present
-    missing = [t for t in requested if t not in present]
-    if missing:
-        raise DataError(f"task(s) {missing} have no labels in the data; the data has {present}.")
-    return requested
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-
-def clear_run_dir(run_dir: Path) -> None:
-    if run_dir.exists():
-        log.info("starting over: removing the earlier run in %s (use --resume to continue it)", run_dir)
-        shutil.rmtree(run_dir)

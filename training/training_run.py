@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
 from serving.bundle import Manifest, save_bundle, target_inventory
-from serving.errors import RasidError
+from serving.data_files import file_sha256
+from serving.errors import DataError, RasidError
 from serving.normalize import NormalizationSettings
 from training.calibration import cross_fitted_calibration
 from serving.data_files import read_rows
 from training.data import split_rows
 from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
 from training.metrics import classification_metrics
-from training.train import TrainConfig, clear_run_dir, describe_data, tasks_in, write_json
+from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"  # in the run folder: config and data hashes, so --resume refuses a changed run
@@ -109,7 +112,7 @@ class TrainingRun:
         # 3. base encoder
         base = c.base
         if base is None:
-            from training.base import ensure_base
+            from training.e5.base_folder import ensure_base
 
             base = str(ensure_base())
         encoder, tokenizer = load_encoder(base)
@@ -180,7 +183,7 @@ class TrainingRun:
         """Record what per-row int8 costs this bundle on its validation rows: it decides the fast path.
         Only serving.encoder's BERTs have per-row int8; a failure here leaves the bundle on fp32, not lost."""
         from serving.encoder import BertEncoder
-        from training.check_int8 import record_int8_cost
+        from training.int8_cost import record_int8_cost
 
         c = self.config
         if not c.int8_check or not isinstance(encoder, BertEncoder):
@@ -192,8 +195,6 @@ class TrainingRun:
             log.warning("int8 cost not measured (%s); the fast path stays fp32 (`rasid check-int8` can retry)", error)
 
     def _prepare_run_dir(self, data: list[dict]) -> None:
-        import json
-
         c = self.config
         identity = {"config": {k: v for k, v in c.to_dict().items()
                                if k not in {"resume", "skip_bad_rows", "int8_check", "fusion"}},  # none changes the weights
@@ -256,3 +257,30 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_warning()
+
+
+def describe_data(paths: list[Path], rows_per_file: dict[str, int]) -> list[dict]:
+    return [{"path": str(p), "sha256": file_sha256(p), "rows": rows_per_file.get(str(p), 0)} for p in paths]
+
+
+def tasks_in(rows, requested: list[str] | None) -> list[str]:
+    present = sorted({task for row in rows for task in row.labels})
+    if requested is None:
+        if not present:
+            raise DataError("no row carries a label: nothing to train.")
+        return present
+    missing = [t for t in requested if t not in present]
+    if missing:
+        raise DataError(f"task(s) {missing} have no labels in the data; the data has {present}.")
+    return requested
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    if run_dir.exists():
+        log.info("starting over: removing the earlier run in %s (use --resume to continue it)", run_dir)
+        shutil.rmtree(run_dir)
