@@ -62,11 +62,11 @@ def main() -> None:
     rows, tasks = read_rows(args.data, args.limit), args.tasks.split(",")
     hf_dir = anchor_checkpoints(args)
     anchor = run_anchor(hf_dir, rows, tasks)
-    fp32 = run_rasid(args.model, rows, tasks, fast=False)
+    fp32 = run_rasid(args.model, rows, tasks, precision="fp32")
     fast = run_rasid(args.model, rows, tasks)
     print(f"\nbatch prediction, tasks {tasks}, {len(rows)} paragraphs from {args.data}, {time.strftime('%Y-%m-%d')}")
     print(table(["run", "paragraphs/s", "ratio to anchor"],
-                [["anchor: pipeline per task, batch 32", anchor, 1.0], ["rasid fp32 (fast=False)", fp32, fp32 / anchor],
+                [["anchor: pipeline per task, batch 32", anchor, 1.0], ["rasid fp32 (precision=fp32)", fp32, fp32 / anchor],
                  ["rasid default (fast)", fast, fast / anchor]]))
 
 

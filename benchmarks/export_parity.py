@@ -57,7 +57,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         bundle = args.model or untrained_bundle(args.base, Path(folder) / "bundle")
         assert rasid(["export", "--model", str(bundle), "--format", "hf", "--out", f"{folder}/hf"]) == 0
-        predictor = Predictor.from_bundle(bundle, fast=False)
+        predictor = Predictor.from_bundle(bundle, precision="fp32")
         settings = predictor.manifest.normalization
         changed = sum(normalize(r["text"], settings) != r["text"] for r in rows)
         print(f"{len(rows)} rows of {args.data}; normalisation changes {changed} of them")

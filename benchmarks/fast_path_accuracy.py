@@ -7,7 +7,7 @@ model under torch's dynamic int8 (per-tensor activation scales); ONNX Runtime fp
 
 A path may be a default only if it costs at most 0.5 macro-F1 points on every task (issue 6). Which paths
 are candidates is decided here; whether a given bundle runs int8 is decided by its own recorded cost
-(`rasid check-int8`, serving.predictor.fast_precision), since the cost differs between bundles. Also prints paragraphs/s of each path on the same rows, and whether a text's
+(`rasid check-int8`, serving.precision.fast_precision), since the cost differs between bundles. Also prints paragraphs/s of each path on the same rows, and whether a text's
 answer depends on the texts batched with it (max score change, alone vs in a batch of 32).
 """
 

@@ -14,15 +14,13 @@ Layout (format 2; format 1 bundles, which have no target inventory, still load):
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from serving import __version__
 from serving.errors import BundleError
+from serving.files import atomic_folder, write_text
 from serving.normalize import NormalizationSettings, normalize
 
 FORMAT_NAME = "rasid-bundle"
@@ -67,6 +65,16 @@ class TaskSpec:
     @property
     def id2label(self) -> dict[int, str]:
         return dict(enumerate(self.labels))
+
+
+def has_target(target: str | None) -> bool:
+    """Whether a pair task can run on an input: its target has something in it."""
+    return bool(target and target.strip())
+
+
+def no_target(tasks) -> str:
+    """The one sentence for pair tasks asked of an input without a target (callers say where, and what to do)."""
+    return f"task(s) {list(tasks)} compare a text with a target, but there is no target"
 
 
 @dataclass
@@ -140,7 +148,7 @@ def target_inventory(rows, specs, settings: NormalizationSettings) -> dict:
             continue
         counts, spelling = {}, {}
         for row in rows:
-            if spec.name in row.labels and row.target and row.target.strip():
+            if spec.name in row.labels and has_target(row.target):
                 key = target_key(row.target, settings)
                 spelling.setdefault(key, normalize(row.target, settings))
                 counts[key] = counts.get(key, 0) + 1
@@ -176,20 +184,15 @@ def write_manifest(path: Path, manifest: Manifest) -> None:
     """Rewrite an existing bundle's manifest (e.g. with new measurements), atomically: a reader sees the old
     one or the new one, never half of either."""
     read_manifest(path)  # an existing, complete bundle
-    target = Path(path) / MANIFEST_FILE
-    temporary = target.with_name(f".{MANIFEST_FILE}.writing")
-    temporary.write_text(json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, target)
+    write_text(Path(path) / MANIFEST_FILE, json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n")
 
 
 def save_bundle(path: Path, model, tokenizer, manifest: Manifest) -> Path:
-    """Write the bundle atomically: into a temporary sibling, then swap it in by rename."""
+    """Write the bundle atomically (serving/files.py): into a temporary sibling, then swap it in by rename."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.writing-", dir=path.parent))
-    try:
+    with atomic_folder(path) as temporary:
         model.encoder.save_pretrained(temporary, safe_serialization=True)
         tokenizer.save_pretrained(temporary)
         heads = {f"{name}.{part}": tensor.detach().float().contiguous().cpu()
@@ -197,16 +200,6 @@ def save_bundle(path: Path, model, tokenizer, manifest: Manifest) -> Path:
         save_file(heads, str(temporary / HEADS_FILE))
         (temporary / MANIFEST_FILE).write_text(
             json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        if path.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, retired / path.name)
-            os.replace(temporary, path)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(temporary, path)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return path
 
 
@@ -271,8 +264,7 @@ def save_ngram_models(path: Path, fused: dict) -> None:
 
     path = Path(path)
     read_manifest(path)  # an existing, complete bundle
-    temporary = Path(tempfile.mkdtemp(prefix=f".{NGRAM_DIR}.writing-", dir=path))
-    try:
+    with atomic_folder(path / NGRAM_DIR) as temporary:
         described = {}
         for task, item in fused.items():
             model = item.classifier
@@ -282,17 +274,6 @@ def save_ngram_models(path: Path, fused: dict) -> None:
             (temporary / f"{task}.vocab.json").write_text(json.dumps(grams, ensure_ascii=False), encoding="utf-8")
             described[task] = {"weight": item.weight, "temperature": item.temperature, "pair": model.pair}
         (temporary / FUSION_FILE).write_text(json.dumps(described, indent=2) + "\n", encoding="utf-8")
-        target = path / NGRAM_DIR
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{NGRAM_DIR}.old-", dir=path))
-            os.replace(target, retired / NGRAM_DIR)
-            os.replace(temporary, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
 
 
 def load_ngram_models(path: Path) -> dict:
@@ -330,8 +311,7 @@ def save_document_models(path: Path, models: dict) -> None:
 
     path = Path(path)
     read_manifest(path)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{DOCUMENTS_DIR}.writing-", dir=path))
-    try:
+    with atomic_folder(path / DOCUMENTS_DIR) as temporary:
         for task, model in models.items():
             article = model.article
             save_file({"idf": article.features.idf, "coef": article.coef, "intercept": article.intercept,
@@ -340,17 +320,6 @@ def save_document_models(path: Path, models: dict) -> None:
                       str(temporary / f"{task}.safetensors"))
             grams = sorted(article.features.vocabulary, key=article.features.vocabulary.get)
             (temporary / f"{task}.vocab.json").write_text(json.dumps(grams, ensure_ascii=False), encoding="utf-8")
-        target = path / DOCUMENTS_DIR
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{DOCUMENTS_DIR}.old-", dir=path))
-            os.replace(target, retired / DOCUMENTS_DIR)
-            os.replace(temporary, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
 
 
 def load_document_models(path: Path) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ log = logging.getLogger(__name__)
 
 # Columns that are never task labels: what the text is, where it came from, how it is grouped.
 RESERVED_COLUMNS = {"text", "target", "id", "group", "source", "fold", "split", "platform"}
-MAX_REPORTED_ERRORS = 20
+MAX_LISTED = 20  # bad rows named in an error; the rest are counted
+MAX_WARNED = 5  # bad rows named in the warning when --skip-bad-rows skips them
 
 
 @dataclass
@@ -118,18 +118,20 @@ def read_rows(paths: list[Path], skip_bad_rows: bool = False, tasks: list[str] |
                 bad.append(f"{where}: {parsed}")
             else:
                 rows.append(parsed)
-    if bad and not skip_bad_rows:
-        shown = "\n  ".join(bad[:MAX_REPORTED_ERRORS])
-        more = f"\n  ... and {len(bad) - MAX_REPORTED_ERRORS} more" if len(bad) > MAX_REPORTED_ERRORS else ""
-        raise DataError(f"{len(bad)} bad row(s); fix them or pass --skip-bad-rows:\n  {shown}{more}")
-    if bad:
-        log.warning("skipped %d bad row(s), first: %s", len(bad), bad[0])
+    report_bad_rows(bad, skip_bad_rows)
     return ReadResult(rows=rows, skipped=bad)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def report_bad_rows(bad: list[str], skip_bad_rows: bool, where: str = "") -> None:
+    """The one report of bad rows, each "file:line: reason", for every command that reads data: an error
+    naming the first MAX_LISTED, or with --skip-bad-rows a warning naming the first MAX_WARNED."""
+    if not bad:
+        return
+    if not skip_bad_rows:
+        raise DataError(f"{len(bad)} bad row(s){where}; fix them or pass --skip-bad-rows:{_listed(bad, MAX_LISTED)}")
+    log.warning("skipped %d bad row(s)%s:%s", len(bad), where, _listed(bad, MAX_WARNED))
+
+
+def _listed(bad: list[str], limit: int) -> str:
+    more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
+    return "".join(f"\n  {row}" for row in bad[:limit]) + more

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from serving.abstention import UNCERTAIN, abstain  # noqa: F401  (torch-free, like this module)
+from serving.abstention import abstain
 from serving.normalize import normalize
 
 NEUTRAL_LABELS = ("unrelated", "other", "others", "none")

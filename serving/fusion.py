@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.probabilities import softmax
 from serving.tfidf import NgramClassifier
 
 FLOOR = 1e-6  # probabilities are floored before the log: one model's certainty must not veto the other
@@ -29,7 +30,4 @@ def fuse(encoder_probabilities: np.ndarray, ngram_probabilities: np.ndarray, wei
     """softmax((w log p_encoder + (1 - w) log p_ngram) / T), row by row."""
     logits = weight * np.log(np.maximum(encoder_probabilities, FLOOR)) + (1 - weight) * np.log(
         np.maximum(ngram_probabilities, FLOOR))
-    logits = logits / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
+    return softmax(logits / temperature)

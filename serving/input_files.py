@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.data_files import MAX_REPORTED_ERRORS, parse_row, raw_records
+from serving.bundle import has_target, no_target
+from serving.data_files import parse_row, raw_records, report_bad_rows
 from serving.errors import DataError, RasidError
 from serving.output_files import PARTIAL_SUFFIX
 
@@ -82,8 +83,8 @@ def _scan(files: list[Path], pair_tasks: list[str]):
                 yield where, None, record
                 continue
             row = parse_row(record, where, [])  # inputs need no labels: no column is read as one
-            if not isinstance(row, str) and pair_tasks and not (row.target and row.target.strip()):
-                row = f"no 'target' for task(s) {pair_tasks}"  # tasks asked for by name must all be answered
+            if not isinstance(row, str) and pair_tasks and not has_target(row.target):
+                row = no_target(pair_tasks)  # tasks asked for by name must all be answered
             yield where, record, row
 
 
@@ -115,10 +116,5 @@ def survey_inputs(files: list[Path], pair_tasks: list[str], keep_text: bool, ski
                 types = survey.columns.setdefault(key, set())
                 if value is not None:
                     types.add(type(value))
-    if survey.bad and not skip_bad_rows:
-        shown = "\n  ".join(survey.bad[:MAX_REPORTED_ERRORS])
-        more = f"\n  ... and {len(survey.bad) - MAX_REPORTED_ERRORS} more" if len(survey.bad) > MAX_REPORTED_ERRORS else ""
-        raise DataError(f"{len(survey.bad)} bad row(s); fix them or pass --skip-bad-rows:\n  {shown}{more}")
-    if survey.bad:
-        log.warning("skipped %d bad row(s), first: %s", len(survey.bad), survey.bad[0])
+    report_bad_rows(survey.bad, skip_bad_rows)
     return survey

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-PRECISIONS = ("fp32", "bf16", "int8")  # serving.predictor.PRECISIONS, repeated so the parser imports no torch
+from serving.precision import PRECISIONS
 
 
-def add_arithmetic_options(parser: argparse.ArgumentParser, env: bool = False) -> None:
-    """--no-fast and --precision, for every command that runs a bundle. env (serve): unset flags leave the
-    decision to the RASID_ variables, which the help names."""
-    parser.add_argument("--no-fast", dest="fast", action="store_false", default=None if env else True,
-                        help="exact fp32 instead of the fast path (see README, Performance)"
+def add_precision_option(parser: argparse.ArgumentParser, env: bool = False) -> None:
+    """--precision (and its alias --no-fast), for every command that runs a bundle. env (serve): unset, the
+    RASID_PRECISION and RASID_FAST variables decide."""
+    parser.add_argument("--precision", choices=PRECISIONS, default=None if env else "auto",
+                        help="arithmetic of the encoder: auto is the bundle's fast path (int8 where its measured "
+                             "cost is small, else fp32); int8 and bf16 are faster at a measured accuracy cost "
+                             "(benchmarks/fast_path_accuracy.py measures both)" + (" (RASID_PRECISION, default auto)" if env else ""))
+    parser.add_argument("--no-fast", dest="precision", action="store_const", const="fp32",
+                        help="the same as --precision fp32: exactly the trained model"
                              + (" (RASID_FAST=false)" if env else ""))
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="arithmetic of the encoder, overriding the fast path: int8 is faster at a measured "
-                             "accuracy cost (README, Performance)" + (" (RASID_PRECISION)" if env else ""))

@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from serving.batch import flat_line, result_columns, result_schema
 from serving.errors import RasidError
+from serving.files import publish
 
 FORMATS = ("jsonl", "csv", "parquet")
 PARTIAL_SUFFIX = ".rasid-partial"
@@ -177,5 +177,5 @@ class ParquetSink:
             self.writer.close()
             self.partial.unlink(missing_ok=True)
             raise
-        os.replace(self.partial, self.output)
+        publish(self.partial, self.output)
         self._rows, self._pending, self._bytes = self._rows + self._pending, 0, self.output.stat().st_size

@@ -38,7 +38,7 @@ from serving import batch
 from serving.batch import check_tasks, chunks, output_line, predict_chunk, refuse_clashing_columns
 from serving.errors import RasidError
 from serving.input_files import accepted_rows, expand_inputs, survey_inputs
-from serving.options import add_arithmetic_options
+from serving.options import add_precision_option
 from serving.output_files import FORMATS, open_sink
 from serving.progress import Progress, StopRequest, identity
 
@@ -64,7 +64,7 @@ def register(subparsers) -> None:
     p.add_argument("--abstain-unseen-targets", action="store_true",
                    help="answer 'uncertain' (scores kept) when a stance target was not seen in training")
     p.add_argument("--batch-size", type=int, default=32)
-    add_arithmetic_options(p)
+    add_precision_option(p)
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
     p.add_argument("--keep-text", action="store_true", help="copy each row's text into the output too")
     p.add_argument("--resume", action="store_true",
@@ -104,8 +104,7 @@ def run(args) -> int:
 
     from serving.predictor import Predictor
 
-    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast,
-                                      precision=args.precision)
+    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, precision=args.precision)
     sink = open_sink(fmt, output, start, survey.columns, manifest, task_names, args.documents)
     size = batch.CHUNK_DOCUMENTS if args.documents else batch.CHUNK_ROWS
     # Furniture that recurs across the input's documents (a site's menu and footer) is found over the whole

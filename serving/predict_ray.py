@@ -26,7 +26,8 @@ from pathlib import Path
 from serving import threads
 from serving.errors import DataError, RasidError
 from serving.batch import CHUNK_DOCUMENTS, CHUNK_ROWS, check_tasks, flat_line, predict_chunk, result_schema
-from serving.data_files import parse_row
+from serving.bundle import has_target, no_target
+from serving.data_files import parse_row, report_bad_rows
 from serving.input_files import expand_inputs
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def run(args, fmt: str) -> int:
         runs = format_runs(inputs)
         options = {"model": str(model), "threads": per_actor, "tasks": tasks, "documents": args.documents,
                    "abstain_below": args.abstain_below, "abstain_unseen_targets": args.abstain_unseen_targets,
-                   "fast": args.fast, "precision": args.precision, "batch_size": args.batch_size,
+                   "precision": args.precision, "batch_size": args.batch_size,
                    "keep_text": args.keep_text, "skip_bad_rows": args.skip_bad_rows,
                    "recurring": _recurring(ray, runs, pair_tasks) if args.documents else None}
         # Ray's union interleaves its inputs' blocks, so inputs of different formats (one reader each) run as
@@ -165,7 +166,7 @@ def _recurring(ray, runs, pair_tasks: list[str]) -> frozenset[str]:
             for batch in _read(ray, kind, paths).iter_batches(batch_format="pyarrow"):
                 for record in batch.to_pylist():
                     row = parse_row(record, "", [])
-                    if not isinstance(row, str) and not (pair_tasks and not (row.target and row.target.strip())):
+                    if not isinstance(row, str) and not (pair_tasks and not has_target(row.target)):
                         yield row.text
 
     return recurring_lines(texts())
@@ -227,13 +228,13 @@ class BundleActor:
     batch's own columns (less `text`, unless --keep-text) followed by the result columns."""
 
     def __init__(self, model: str, threads: int, tasks, documents: bool, abstain_below, abstain_unseen_targets: bool,
-                 fast, precision, batch_size: int, keep_text: bool, skip_bad_rows: bool, recurring):
+                 precision, batch_size: int, keep_text: bool, skip_bad_rows: bool, recurring):
         from serving import threads as thread_rule
 
         thread_rule.configure(threads)  # before torch starts its OpenMP pool in this worker
         from serving.predictor import Predictor
 
-        self.predictor = Predictor.from_bundle(Path(model), batch_size=batch_size, fast=fast, precision=precision)
+        self.predictor = Predictor.from_bundle(Path(model), batch_size=batch_size, precision=precision)
         manifest = self.predictor.manifest
         self.tasks, self.documents, self.abstain_below = tasks, documents, abstain_below
         self.abstain_unseen_targets, self.recurring = abstain_unseen_targets, recurring
@@ -250,17 +251,14 @@ class BundleActor:
         for n, record in enumerate(batch.to_pylist()):
             where = f"row with id {record['id']!r}" if record.get("id") is not None else "a row"
             row = parse_row(record, where, [])
-            if not isinstance(row, str) and self.pair_tasks and not (row.target and row.target.strip()):
-                row = f"no 'target' for task(s) {self.pair_tasks}"
+            if not isinstance(row, str) and self.pair_tasks and not has_target(row.target):
+                row = no_target(self.pair_tasks)
             if isinstance(row, str):
                 bad.append(f"{where}: {row}")
             else:
                 keep.append(n)
                 rows.append(row)
-        if bad and not self.skip_bad_rows:
-            raise DataError(f"{len(bad)} bad row(s) in one batch; fix them or pass --skip-bad-rows. First: {bad[0]}")
-        if bad:
-            log.warning("%s: skipped %d bad row(s), first: %s", self.host, len(bad), bad[0])
+        report_bad_rows(bad, self.skip_bad_rows, where=f" in one batch on {self.host}")
         carried = batch.take(pa.array(keep, type=pa.int64()))
         if "text" in carried.column_names and not self.keep_text:
             carried = carried.drop_columns(["text"])

@@ -12,22 +12,14 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from serving.abstention import UNCERTAIN, abstain  # noqa: F401  (UNCERTAIN: serving.predictor.UNCERTAIN is its public name)
-from serving.bundle import Manifest, load_bundle, load_document_models, load_ngram_models, load_tokenizer, read_manifest, target_key
+from serving.abstention import abstain
+from serving.bundle import Manifest, load_bundle, load_document_models, load_ngram_models, load_tokenizer, read_manifest, target_key, has_target, no_target
 from serving.encoder import BertEncoder
 from serving.errors import RasidError
 from serving.fusion import fuse
 from serving.normalize import normalize
+from serving.precision import resolve_precision
 
-# The fast path (fast=True, the default of `rasid serve`, `rasid predict` and `rasid evaluate`) is serving.encoder's
-# per-row int8 for a bundle whose own validation data showed int8 costing at most MAX_INT8_COST macro-F1 points
-# on every task (`rasid train` measures it; `rasid check-int8` does for older bundles), and fp32 otherwise. Per
-# bundle, because the cost is: worst task 0.25 to 0.90 points on four bundles trained here on the same data
-# (README, Performance). On this project's 2-core CPU (AVX-512 with bf16 and VNNI, no AMX) int8 ran 1.33x
-# faster than fp32 over the validation rows, and bf16 slower than fp32 at every batch size, so bf16 is never
-# the fast path.
-MAX_INT8_COST = 0.5
-PRECISIONS = ("fp32", "int8", "bf16")
 ONEDNN_CACHE_CAPACITY = 16
 
 
@@ -55,12 +47,11 @@ class Predictor:
     pay for long ones.
     """
 
-    def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, quantize: bool | None = None,
-                 fast: bool = True, threads: int | None = None, onnx: Path | None = None,
-                 precision: str | None = None, fused: dict | None = None,
+    def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, precision: str = "auto",
+                 threads: int | None = None, onnx: Path | None = None, fused: dict | None = None,
                  document_models: dict | None = None):
-        """fast=False: plain fp32 torch, exactly the trained model. fast=True: fast_precision(manifest).
-        precision ("fp32", "int8", "bf16") overrides both; quantize=True/False is shorthand for int8/fp32.
+        """precision: one of serving.precision.PRECISIONS; "auto" is the bundle's fast path, "fp32" exactly the
+        trained model.
         onnx: a `rasid export --format onnx` folder of this bundle, run by ONNX Runtime instead of torch.
         threads: intra-op threads (process-wide in torch); None keeps torch's default, one per core."""
         self.manifest = manifest
@@ -71,8 +62,8 @@ class Predictor:
         if threads:
             torch.set_num_threads(threads)
         self._sessions = _onnx_sessions(Path(onnx), manifest, threads) if onnx else None
-        chosen = precision is not None or quantize is not None
-        precision = resolve_precision(fast, quantize, precision, manifest)
+        chosen = precision != "auto"
+        precision = resolve_precision(precision, manifest)
         if precision == "int8" and not chosen and model is not None and not isinstance(model.encoder, BertEncoder):
             # The fast path's int8 is serving.encoder's per-row int8. Other encoders would get torch's dynamic
             # int8, whose per-batch scales cost far more (14 macro-F1 on claim, README): they stay fp32.
@@ -104,8 +95,7 @@ class Predictor:
             options["document_models"] = load_document_models(path)  # learned verdicts (serving/verdict.py)
         if options.get("onnx"):  # ONNX Runtime runs the graphs: no torch model to load
             return cls(read_manifest(path), None, load_tokenizer(path), **options)
-        precision = resolve_precision(options.get("fast", True), options.get("quantize"), options.get("precision"),
-                                      read_manifest(path))
+        precision = resolve_precision(options.get("precision", "auto"), read_manifest(path))
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         manifest, model, tokenizer = load_bundle(path, inference_dtype=dtype)
         return cls(manifest, model, tokenizer, **options)
@@ -146,22 +136,22 @@ class Predictor:
         without one, that is an error; by default they are skipped and listed in `skipped_tasks`.
 
         A pair task whose training targets the bundle lists (a closed task, see serving.bundle.OPEN_ABOVE)
-        answers `target_seen`; with abstain_unseen_targets an unseen target's label is UNCERTAIN (scores kept),
+        answers `target_seen`; with abstain_unseen_targets an unseen target's label is serving.abstention.UNCERTAIN (scores kept),
         as is any answer whose score is below abstain_below."""
         explicit = tasks is not None
         tasks = self.check_tasks(tasks)
         kinds = {t.name: t.input for t in self.manifest.tasks}
         single_tasks = [t for t in tasks if kinds[t] == "single"]
         pair_tasks = [t for t in tasks if kinds[t] == "pair"]
-        if explicit and pair_tasks and any(not (i.target and i.target.strip()) for i in items):
-            raise RasidError(f"task(s) {pair_tasks} compare a text with a target: give a non-empty 'target'.")
+        if explicit and pair_tasks and any(not has_target(i.target) for i in items):
+            raise RasidError(f"{no_target(pair_tasks)}: give a non-empty 'target'.")
         results = [ItemResult(predictions={}) for _ in items]
         settings = self.manifest.normalization
         texts = [normalize(i.text, settings) for i in items]
         jobs = []  # (tasks, item indices, encoder inputs)
         if single_tasks:
             jobs.append((single_tasks, list(range(len(items))), [(t,) for t in texts]))
-        with_target = [k for k, i in enumerate(items) if i.target and i.target.strip()]
+        with_target = [k for k, i in enumerate(items) if has_target(i.target)]
         known = {t: self.manifest.known_targets(t) for t in pair_tasks}
         seen = {}  # (task, item index) -> whether the item's target was seen in training, for closed tasks
         for k in with_target if any(v is not None for v in known.values()) else ():
@@ -257,29 +247,6 @@ class Predictor:
         if target_seen is not None:
             answer["target_seen"] = target_seen
         return answer
-
-
-def resolve_precision(fast: bool = True, quantize: bool | None = None, precision: str | None = None,
-                      manifest: Manifest | None = None) -> str:
-    """The precision a Predictor runs at: `precision` if given, else int8/fp32 for quantize=True/False,
-    else the bundle's fast path (fast=True) or fp32. bf16 falls back to fp32 on CPUs without bf16
-    instructions (emulated, slower)."""
-    if precision is None:
-        precision = {True: "int8", False: "fp32"}.get(quantize, fast_precision(manifest) if fast else "fp32")
-    if precision not in PRECISIONS:
-        raise RasidError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        precision = "fp32"
-    return precision
-
-
-def fast_precision(manifest: Manifest | None) -> str:
-    """int8 where this bundle's own measurement (macro-F1 points per task that per-row int8 lost against fp32,
-    recorded in its manifest) showed it within MAX_INT8_COST on every task, else fp32."""
-    costs = (manifest.metrics.get("int8_cost") or {}).get("macro_f1_points") if manifest is not None else None
-    if not costs or set(costs) != {t.name for t in manifest.tasks}:  # a task never measured: no evidence
-        return "fp32"
-    return "int8" if max(costs.values()) <= MAX_INT8_COST else "fp32"
 
 
 def _computes_in_bf16(encoder) -> bool:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
 
-from serving.data_files import file_sha256
 from serving.errors import RasidError
+from serving.files import file_sha256, write_text
 from serving.output_files import Start
 
 log = logging.getLogger(__name__)
@@ -85,8 +84,6 @@ class Progress:
     def __init__(self, output: Path, fmt: str, identity: dict, total: int):
         self.output, self.fmt, self.identity, self.total = Path(output), fmt, identity, total
         self.path = self.output.with_name(self.output.name + PROGRESS_SUFFIX)
-        self._temporary = self.path.with_name(self.path.name + ".writing")
-        self._temporary.unlink(missing_ok=True)  # left only if a kill came between writing and renaming
 
     def fresh(self) -> Start:
         if self.path.exists():
@@ -137,8 +134,7 @@ class Progress:
 
     def save(self, rows: int, size: int | None) -> None:
         record = {"rows": rows, "bytes": size, "total": self.total, "format": self.fmt, **self.identity}
-        self._temporary.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        os.replace(self._temporary, self.path)
+        write_text(self.path, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
-from serving.options import add_arithmetic_options
+from serving.options import add_precision_option
 
 log = logging.getLogger("rasid.serve")
 
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--abstain-unseen-targets", action="store_const", const=True, default=None,
                         help="answer 'uncertain' (scores kept) when a stance target was not seen in training "
                              "(RASID_ABSTAIN_UNSEEN_TARGETS)")
-    add_arithmetic_options(parser, env=True)
+    add_precision_option(parser, env=True)
     parser.set_defaults(func=run)
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from serving.errors import RasidError
 
     read_manifest(args.model)  # a wrong folder fails here, in one sentence, before a port is opened
-    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "fast", "precision", "abstain_unseen_targets") if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "precision", "abstain_unseen_targets") if getattr(args, name) is not None}
     try:
         settings = Settings(model_dir=args.model, **overrides)
     except ValidationError as error:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.probabilities import softmax
+
 NGRAM_RANGE = (2, 5)
 
 
@@ -94,6 +96,4 @@ class NgramClassifier:
         for k, (text, target) in enumerate(zip(texts, targets)):
             row = self.features.row(text, target if self.pair else None)
             logits[k] = self.coef[:, row.indices] @ row.values + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(logits)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.probabilities import softmax
 from serving.tfidf import NgramClassifier
 
 RULE_LEARNED = "learned: paragraph answers and article n-grams"
@@ -43,10 +44,7 @@ class DocumentModel:
             np.float32)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        logits = features @ self.coef.T + self.intercept
-        logits = logits - logits.max(axis=-1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=-1, keepdims=True)
+        return softmax(features @ self.coef.T + self.intercept)
 
     def verdict(self, labels: list[str], paragraphs: list[str], target: str, paragraph_answers: list[dict]) -> dict:
         chosen = self.closest(paragraphs, target)

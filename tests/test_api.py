@@ -11,7 +11,8 @@ from serving.api.batcher import Batcher, QueueFull
 from serving.api.main import create_app
 from serving.api.settings import Settings
 from serving.bundle import read_manifest
-from serving.predictor import Item, ItemResult, Predictor, fast_precision
+from serving.precision import fast_precision
+from serving.predictor import Item, ItemResult, Predictor
 from tests.samples import ARTICLE, CLAIM, STANCE, TOPIC
 
 LIMITS = dict(max_text_chars=300, max_target_chars=50, max_article_chars=2000, max_batch_items=3,

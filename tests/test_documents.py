@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from serving.abstention import UNCERTAIN
 from serving.bundle import TaskSpec
-from serving.documents import (RULE_MEAN, RULE_NEUTRAL, SKIP_REASONS, UNCERTAIN, analyze_document,
+from serving.documents import (RULE_MEAN, RULE_NEUTRAL, SKIP_REASONS, analyze_document,
                                analyze_documents, char_budget, document_verdict, furniture_reason, is_boilerplate,
                                recurring_lines, split_paragraphs)
 from tests.samples import ARTICLE, CLAIM, STANCE, TOPIC

@@ -61,10 +61,10 @@ def test_bf16_weights_halve_the_matrices_and_stay_close_to_fp32(trained_bundle):
 
 
 def test_predictor_from_a_bundle_runs_the_plain_torch_encoder_with_the_trained_predictions(trained_bundle):
-    exact = Predictor.from_bundle(trained_bundle, fast=False)
+    exact = Predictor.from_bundle(trained_bundle, precision="fp32")
     assert isinstance(exact.model.encoder, BertEncoder)
     manifest, model, tokenizer = load_bundle(trained_bundle)
-    reference = Predictor(manifest, model, tokenizer, fast=False)
+    reference = Predictor(manifest, model, tokenizer, precision="fp32")
     texts = [t for t, _ in TOPIC[:8]]
     for got, expected in zip(exact.predict(texts), reference.predict(texts)):
         for task in expected:

@@ -119,12 +119,28 @@ def test_the_command_line_and_the_service_offer_exactly_the_predictors_precision
     from typing import get_args
 
     from serving.api.settings import Settings
-    from serving.predictor import PRECISIONS
-    from training.cli import PRECISIONS as OFFERED
+    from serving.precision import PRECISIONS
+    from training.cli import build_parser
 
-    assert set(OFFERED) == set(PRECISIONS)
-    (literal, _none) = get_args(Settings.model_fields["precision"].annotation)
-    assert set(get_args(literal)) == set(PRECISIONS)
+    required = {"predict": ["--input", "i", "--output", "o.jsonl"], "evaluate": ["--data", "d"], "serve": []}
+    parser = build_parser()
+    for name, options in required.items():
+        argv = [name, "--model", "m", *options]
+        assert parser.parse_args(argv).precision == (None if name == "serve" else "auto")  # serve: the env decides
+        assert parser.parse_args([*argv, "--no-fast"]).precision == "fp32"
+        for precision in PRECISIONS:
+            assert parser.parse_args([*argv, "--precision", precision]).precision == precision
+    assert get_args(Settings.model_fields["precision"].annotation) == PRECISIONS
+
+
+def test_rasid_fast_false_is_an_alias_of_fp32_and_an_explicit_precision_wins(monkeypatch):
+    from serving.api.settings import Settings
+
+    assert Settings().precision == "auto"
+    monkeypatch.setenv("RASID_FAST", "false")
+    assert Settings().precision == "fp32"
+    monkeypatch.setenv("RASID_PRECISION", "int8")
+    assert Settings().precision == "int8"
 
 
 def test_evaluate_with_baseline_side_by_side(trained_bundle, sample_data, tmp_path, capsys):
@@ -252,7 +268,7 @@ def test_predict_bad_rows(trained_bundle, tmp_path, capsys):
     source.write_text('{"text": "نص أول", "target": "ادعاء"}\n{"text": "نص ثان"}\n', encoding="utf-8")
     assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
                  "--tasks", "claim"]) == 2
-    assert f"{source}:2: no 'target'" in capsys.readouterr().err
+    assert f"{source}:2: task(s) ['claim'] compare a text with a target" in capsys.readouterr().err
 
 
 def test_predict_refuses_bad_threshold(trained_bundle, sample_data, tmp_path, capsys):

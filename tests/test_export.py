@@ -43,7 +43,7 @@ RAW_PAIRS = [(raw(g, k + 1).strip(), raw(t, k)) for k, (g, t) in enumerate(PAIRS
 
 def reference(bundle: Path, texts=TEXTS, pairs=PAIRS):
     """The bundle's own calibrated probabilities (plain fp32 torch), on normalised inputs."""
-    predictor = Predictor.from_bundle(bundle, fast=False)
+    predictor = Predictor.from_bundle(bundle, precision="fp32")
     settings = predictor.manifest.normalization
     singles = [(normalize(t, settings),) for t in texts]
     pairs = [(normalize(g, settings), normalize(t, settings)) for g, t in pairs]
@@ -103,7 +103,7 @@ def test_the_exported_tokenizer_reads_raw_text_as_the_bundle_reads_normalised_te
 
     main(["export", "--model", str(trained_bundle), "--format", "hf", "--out", str(tmp_path), "--tasks", "topic"])
     exported = AutoTokenizer.from_pretrained(tmp_path / "topic")
-    predictor = Predictor.from_bundle(trained_bundle, fast=False)
+    predictor = Predictor.from_bundle(trained_bundle, precision="fp32")
     settings = predictor.manifest.normalization
     # every code point of the common scripts, spaces and presentation forms, in the contexts the regexes look at
     points = [c for c in _all_characters() if ord(c) < 0x3100 or 0xFB00 <= ord(c) <= 0xFFFF]
@@ -116,7 +116,7 @@ def test_the_exported_tokenizer_reads_raw_text_as_the_bundle_reads_normalised_te
 def test_hf_export_folder_names_its_labels_and_documents_normalisation(trained_bundle, tmp_path):
     main(["export", "--model", str(trained_bundle), "--format", "hf", "--out", str(tmp_path), "--tasks", "topic"])
     config = json.loads((tmp_path / "topic" / "config.json").read_text(encoding="utf-8"))
-    labels = list(Predictor.from_bundle(trained_bundle, fast=False).manifest.task("topic").labels)
+    labels = list(Predictor.from_bundle(trained_bundle, precision="fp32").manifest.task("topic").labels)
     assert config["id2label"] == {str(i): label for i, label in enumerate(labels)}
     assert config["label2id"] == {label: i for i, label in enumerate(labels)}
     assert (tmp_path / "topic" / "tokenizer.json").is_file()
@@ -183,7 +183,7 @@ def test_onnx_export_one_graph_per_input_kind_gives_the_bundles_scores(trained_b
 def test_predictor_onnx_backend_answers_like_torch_without_loading_the_torch_model(trained_bundle, tmp_path,
                                                                                    monkeypatch):
     main(["export", "--model", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path)])
-    plain = Predictor.from_bundle(trained_bundle, fast=False)
+    plain = Predictor.from_bundle(trained_bundle, precision="fp32")
     monkeypatch.setattr("serving.predictor.load_bundle", lambda *a, **k: pytest.fail("loaded the torch model"))
     onnx = Predictor.from_bundle(trained_bundle, onnx=tmp_path)
     assert onnx.backend == "onnxruntime"
@@ -212,7 +212,7 @@ def test_a_bundle_trained_with_fewer_layers_exports_at_its_own_depth(tmp_path, t
 
     bundle = train(TrainConfig(data=[sample_data], out=tmp_path / "m", base=str(tiny_base), tasks=["topic"],
                                epochs=1, batch_size=8, val_fraction=0.25, lr=1e-3, max_length=64, keep_layers=1))
-    predictor = Predictor.from_bundle(bundle, fast=False)
+    predictor = Predictor.from_bundle(bundle, precision="fp32")
     texts = [normalize(t, predictor.manifest.normalization) for t in TEXTS]
     expected = predictor.probabilities([(t,) for t in texts], ["topic"])["topic"].numpy()
     assert main(["export", "--model", str(bundle), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from serving.bundle import BundleError, read_manifest, write_manifest
-from serving.predictor import MAX_INT8_COST, Predictor, fast_precision
+from serving.precision import MAX_INT8_COST, fast_precision
+from serving.predictor import Predictor
 from training.cli import main
 
 
@@ -32,8 +33,8 @@ def test_the_fast_path_follows_the_int8_cost_recorded_in_the_bundle(bundle_copy,
 
 def test_the_fast_path_can_be_turned_off_and_a_precision_asked_for_wins(bundle_copy):
     record(bundle_copy, {"topic": 0.0, "stance": 0.0, "claim": 0.0})
-    assert Predictor.from_bundle(bundle_copy, fast=False).backend == "torch-fp32"
-    assert Predictor.from_bundle(bundle_copy, quantize=False).backend == "torch-fp32"
+    assert Predictor.from_bundle(bundle_copy).backend == "torch-int8"
+    assert Predictor.from_bundle(bundle_copy, precision="fp32").backend == "torch-fp32"
     record(bundle_copy, {"topic": 3.0, "stance": 0.0, "claim": 0.0})
     assert Predictor.from_bundle(bundle_copy, precision="int8").backend == "torch-int8"
 

@@ -12,7 +12,8 @@ import pytest
 
 from serving.bundle import MANIFEST_FILE, OPEN_ABOVE, TaskSpec, read_manifest, target_inventory
 from serving.normalize import NormalizationSettings
-from serving.predictor import UNCERTAIN, Predictor
+from serving.abstention import UNCERTAIN
+from serving.predictor import Predictor
 from tests.conftest import write_jsonl
 from training.cli import main
 
@@ -60,7 +61,7 @@ def test_training_records_the_targets_of_each_pair_task(trained_bundle):
 
 
 def test_answers_say_whether_the_target_was_seen_after_normalisation_and_ignoring_case(trained_bundle):
-    predictor = Predictor.from_bundle(trained_bundle, fast=False)
+    predictor = Predictor.from_bundle(trained_bundle, precision="fp32")
     known = seen_target(trained_bundle)
     variant = "  " + known[:1] + "\u0640" + known[1:] + "\u064e "  # tatweel, a diacritic, spaces
     text = "أخذت اللقاح وأنصح الجميع به"
@@ -75,13 +76,13 @@ def test_target_matching_ignores_case(bundle_copy):
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest["targets"]["stance"]["counts"] = {"Covid Vaccine": 3}  # as Mawqif names it
     path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    predictor = Predictor.from_bundle(bundle_copy, fast=False)
+    predictor = Predictor.from_bundle(bundle_copy, precision="fp32")
     answers = predictor.predict(["نص"] * 3, targets=["covid vaccine", "COVID  Vaccine", "Covid Vaccines"])
     assert [a["stance"]["target_seen"] for a in answers] == [True, True, False]
 
 
 def test_abstaining_on_unseen_targets_answers_uncertain_and_keeps_the_scores(trained_bundle):
-    predictor = Predictor.from_bundle(trained_bundle, fast=False)
+    predictor = Predictor.from_bundle(trained_bundle, precision="fp32")
     text = "أخذت اللقاح وأنصح الجميع به"
     plain = predictor.predict(text, targets=UNSEEN)
     abstained = predictor.predict(text, targets=UNSEEN, abstain_unseen_targets=True)
@@ -97,7 +98,7 @@ def test_an_open_task_says_nothing_about_its_targets(bundle_copy):
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest["targets"]["claim"] = {"open": True, "rows": 8, "distinct": 2}
     path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    answer = Predictor.from_bundle(bundle_copy, fast=False).predict("نص", targets=UNSEEN, abstain_unseen_targets=True)
+    answer = Predictor.from_bundle(bundle_copy, precision="fp32").predict("نص", targets=UNSEEN, abstain_unseen_targets=True)
     assert "target_seen" not in answer["claim"] and answer["claim"]["label"] != UNCERTAIN
     assert answer["stance"]["target_seen"] is False
 
@@ -108,7 +109,7 @@ def test_a_bundle_from_before_the_target_inventory_still_loads_and_answers_witho
     del manifest["targets"]
     manifest["format_version"] = 1
     path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    answer = Predictor.from_bundle(bundle_copy, fast=False).predict("نص", targets=UNSEEN, abstain_unseen_targets=True)
+    answer = Predictor.from_bundle(bundle_copy, precision="fp32").predict("نص", targets=UNSEEN, abstain_unseen_targets=True)
     assert all("target_seen" not in a and a["label"] != UNCERTAIN for a in answer.values())
 
 
@@ -132,7 +133,7 @@ def test_document_verdicts_say_whether_the_target_was_seen(trained_bundle):
     from serving.documents import analyze_document
     from tests.samples import ARTICLE
 
-    predictor = Predictor.from_bundle(trained_bundle, fast=False)
+    predictor = Predictor.from_bundle(trained_bundle, precision="fp32")
     result = analyze_document(predictor, ARTICLE, UNSEEN, abstain_unseen_targets=True)
     assert result["predictions"]["stance"]["target_seen"] is False
     assert result["predictions"]["stance"]["label"] == UNCERTAIN

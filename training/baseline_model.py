@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from serving.bundle import Manifest, TaskSpec
+from serving.bundle import Manifest, TaskSpec, has_target, no_target
 from serving.errors import DataError, RasidError
 from serving.normalize import DEFAULT_SETTINGS, normalize
 from serving.predictor import Predictor
-from serving.data_files import read_rows
+from serving.data_files import read_rows, report_bad_rows
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,9 @@ def fit_baseline(train: list[Path], tasks: list[str], pair_tasks: set[str] = fro
     for spec in specs:
         labelled = [r for r in rows if spec.name in r.labels]
         if spec.input == "pair":
-            without = [r.where for r in labelled if not (r.target and r.target.strip())]
-            if without and not skip_bad_rows:
-                raise DataError(f"{without[0]}: task '{spec.name}' compares text with a target, but the row has "
-                                f"no target ({len(without)} such rows); fix them or pass --skip-bad-rows.")
-            labelled = [r for r in labelled if r.target and r.target.strip()]
+            report_bad_rows([f"{r.where}: {no_target([spec.name])}" for r in labelled if not has_target(r.target)],
+                            skip_bad_rows, where=" in the baseline's training data")
+            labelled = [r for r in labelled if has_target(r.target)]
         pair = spec.input == "pair"
         inputs = [(normalize(r.target, DEFAULT_SETTINGS) if pair else None, normalize(r.text, DEFAULT_SETTINGS))
                   for r in labelled]

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+from serving.probabilities import log_softmax, softmax
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -20,7 +17,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     if len(labels) == 0:
         return 1.0
     candidates = np.exp(np.linspace(np.log(0.05), np.log(20.0), 400))
-    losses = [-_log_softmax(logits / t)[np.arange(len(labels)), labels].mean() for t in candidates]
+    losses = [-log_softmax(logits / t)[np.arange(len(labels)), labels].mean() for t in candidates]
     return float(candidates[int(np.argmin(losses))])
 
 
@@ -39,10 +36,6 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
         if in_bin.any():
             error += in_bin.mean() * abs(confidence[in_bin].mean() - correct[in_bin].mean())
     return float(error)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    return np.exp(_log_softmax(np.asarray(logits, dtype=np.float64)))
 
 
 CROSS_FIT_FOLDS = 2

@@ -1,7 +1,7 @@
 """`rasid check-int8`: what per-row int8 costs a bundle on labelled data, recorded in its manifest.
 
 The fast path of `rasid serve`, `predict` and `evaluate` runs int8 only for a bundle whose recorded cost is
-at most serving.predictor.MAX_INT8_COST macro-F1 points on every task. `rasid train` records it on its own
+at most serving.precision.MAX_INT8_COST macro-F1 points on every task. `rasid train` records it on its own
 validation rows; this command does it for a bundle trained before, or on other data.
 """
 
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from serving.predictor import MAX_INT8_COST, fast_precision
+    from serving.precision import MAX_INT8_COST, fast_precision
 
     rows = read_rows(args.data, args.skip_bad_rows).rows
     manifest = record_int8_cost(args.model, rows, [str(p) for p in args.data], args.skip_bad_rows)

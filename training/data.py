@@ -11,6 +11,7 @@ from pathlib import Path
 
 from serving.data_files import Row
 from serving.errors import DataError
+from serving.files import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ def split_rows(rows: list[Row], val_fraction: float, seed: int) -> tuple[list[Ro
 
 
 def write_rows(rows: list[Row], path: Path) -> None:
-    """Write rows back in rasid's JSONL format (used by `rasid split`)."""
-    with open(path, "w", encoding="utf-8") as handle:
+    """Write rows back in rasid's JSONL format (used by `rasid split`), atomically."""
+    with atomic_file(path) as handle:
         for row in rows:
             record = {"text": row.text, "target": row.target, **row.labels, "group": row.group, **row.extra}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 from serving.abstention import check_threshold
 from serving.data_files import read_rows
 from serving.errors import RasidError
-from serving.options import add_arithmetic_options
+from serving.options import add_precision_option
 from training.evaluation import evaluate_model, finish, new_report, parse_tasks, rows_by_task
 
 
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
                    help="answer 'uncertain' when the top score is below P, as serving would (see the report's "
                         "risk-coverage table to choose P)")
     p.add_argument("--batch-size", type=int, default=32)
-    add_arithmetic_options(p)
+    add_precision_option(p)
     p.add_argument("--no-fusion", dest="fusion", action="store_false",
                    help="the encoder alone, without the bundle's n-gram models (to measure what fusion adds)")
     p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
@@ -48,8 +48,8 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise RasidError(f"--batch-size must be at least 1, got {args.batch_size}.")
     check_threshold(args.abstain_below)
-    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, fast=args.fast,
-                                      precision=args.precision, fusion=args.fusion)
+    predictor = Predictor.from_bundle(args.model, batch_size=args.batch_size, precision=args.precision,
+                                      fusion=args.fusion)
     tasks = predictor.check_tasks(parse_tasks(args.tasks))
     rows = read_rows(args.data, args.skip_bad_rows, tasks=tasks).rows
     specs = [predictor.manifest.task(t) for t in tasks]

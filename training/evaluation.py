@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from serving import __version__
-from serving.data_files import Row
+from serving.bundle import has_target, no_target
+from serving.data_files import Row, report_bad_rows
 from serving.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ def rows_by_task(rows: list[Row], specs, skip_bad_rows: bool = False) -> dict[st
                 counts[label] += 1
                 first.setdefault(label, row.where)
                 continue
-            if spec.input == "pair" and not (row.target and row.target.strip()):
-                bad.append(f"{row.where}: task '{spec.name}' compares text with a target, but the row has no target")
+            if spec.input == "pair" and not has_target(row.target):
+                bad.append(f"{row.where}: {no_target([spec.name])}")
                 continue
             if canonical != label:
                 row = Row(row.text, row.target, {**row.labels, spec.name: canonical}, row.where, row.group, row.extra)
@@ -65,10 +66,7 @@ def rows_by_task(rows: list[Row], specs, skip_bad_rows: bool = False) -> dict[st
         known = "; ".join(f"{s.name}: {', '.join(s.labels)}" for s in specs)
         raise DataError("the data has labels this model does not know: " + "; ".join(unknown)
                         + f". The model knows {known}.")
-    if bad and not skip_bad_rows:
-        raise DataError(f"{len(bad)} bad row(s); fix them or pass --skip-bad-rows:\n  " + "\n  ".join(bad[:20]))
-    if bad:
-        log.warning("skipped %d row(s) without a target, first: %s", len(bad), bad[0])
+    report_bad_rows(bad, skip_bad_rows)
     if not by_task:
         raise DataError(f"no row of the data carries a label for the task(s) {[s.name for s in specs]}: "
                         "nothing to evaluate.")

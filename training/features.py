@@ -6,7 +6,7 @@ from collections import Counter
 
 import torch
 
-from serving.bundle import TaskSpec
+from serving.bundle import TaskSpec, has_target, no_target
 from serving.normalize import NormalizationSettings, normalize
 from serving.errors import DataError
 from serving.data_files import Row
@@ -48,8 +48,8 @@ def build_examples(rows: list[Row], specs: list[TaskSpec], settings: Normalizati
             label = row.labels.get(spec.name)
             if label is None:
                 continue
-            if spec.input == "pair" and not (row.target and row.target.strip()):
-                raise DataError(f"{row.where}: task '{spec.name}' compares text with a target, but the row has no target.")
+            if spec.input == "pair" and not has_target(row.target):
+                raise DataError(f"{row.where}: {no_target([spec.name])}.")
             columns["text"].append(normalize(row.text, settings))
             columns["target"].append(normalize(row.target, settings) if spec.input == "pair" else None)
             columns["task_ids"].append(task_id)

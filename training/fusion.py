@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import load_ngram_models, read_manifest, save_ngram_models, write_manifest
+from serving.bundle import has_target, load_ngram_models, read_manifest, save_ngram_models, write_manifest
 from serving.fusion import FusedTask, fuse
 from serving.normalize import normalize
 from training.calibration import fit_temperature
@@ -57,7 +57,7 @@ def fit_fusion(bundle: Path, train_rows: list[Row], val_rows: list[Row], seed: i
     from serving.predictor import Predictor
 
     manifest = read_manifest(bundle)
-    predictor = Predictor.from_bundle(bundle, fusion=False, fast=False)  # the encoder alone, as trained
+    predictor = Predictor.from_bundle(bundle, fusion=False, precision="fp32")  # the encoder alone, as trained
     settings = manifest.normalization
     fused, report = {}, {}
     for spec in manifest.tasks:
@@ -67,7 +67,7 @@ def fit_fusion(bundle: Path, train_rows: list[Row], val_rows: list[Row], seed: i
 
         def usable(row: Row) -> bool:
             return spec.name in row.labels and row.labels[spec.name] in labels and (
-                not pair or bool(row.target and row.target.strip()))
+                not pair or has_target(row.target))
 
         def inputs_of(rows: list[Row]) -> list[tuple[str | None, str]]:
             return [(normalize(r.target, settings) if pair else None, normalize(r.text, settings)) for r in rows]

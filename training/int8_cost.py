@@ -1,5 +1,5 @@
 """What per-row int8 costs a bundle against exact fp32 on labelled rows, measured and recorded in its manifest
-(the measurement decides the bundle's fast path: serving.predictor.fast_precision)."""
+(the measurement decides the bundle's fast path: serving.precision.fast_precision)."""
 
 from __future__ import annotations
 

@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
-import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.data_files import report_bad_rows
 from serving.errors import DataError, RasidError
+from serving.files import atomic_file
 from training.recipes import RECIPES, get_recipe
 from training.recipes.common import BadRow
 
-MAX_LISTED = 20  # bad rows named in an error message; the rest are only counted
-MAX_WARNED = 5  # bad rows printed when --skip-bad-rows skips them
 COUNTED_EXTRAS = ("split", "fold")  # extra columns worth a count in the summary
 
 
@@ -59,10 +56,7 @@ def prepare(name: str, source: Path, out: Path, skip_bad_rows: bool = False, **o
     extract = recipe.read(source, **options)
     rows, bad = _drop_duplicate_ids(extract.rows, extract.bad)
     bad.sort(key=lambda row: (row.file, [int(n) for n in re.findall(r"\d+", str(row.line))]))
-    if bad and not skip_bad_rows:
-        listed = "; ".join(str(row) for row in bad[:MAX_LISTED])
-        more = f" and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
-        raise DataError(f"{len(bad)} bad row{'s' if len(bad) > 1 else ''} in {source}: {listed}{more}; fix them or pass --skip-bad-rows")
+    report_bad_rows([str(row) for row in bad], skip_bad_rows, where=f" in {source}")
     if not rows:
         raise DataError(f"recipe {name} found no usable rows in {source}")
     _write_atomically(out, rows, recipe.columns)
@@ -95,25 +89,15 @@ def _drop_duplicate_ids(rows: list[tuple[tuple, dict]], bad: list[BadRow]) -> tu
 
 
 def _write_atomically(out: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
-    """Write to a temporary file beside `out`, then rename: a crash never leaves a half-written file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            if out.suffix == ".csv":
-                writer = csv.DictWriter(stream, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows({key: "" if row.get(key) is None else row[key] for key in columns} for row in rows)
-            else:
-                for row in rows:
-                    stream.write(json.dumps({key: row.get(key) for key in columns}, ensure_ascii=False) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """A crash never leaves a half-written file (serving/files.py)."""
+    with atomic_file(out, newline="") as stream:
+        if out.suffix == ".csv":
+            writer = csv.DictWriter(stream, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows({key: "" if row.get(key) is None else row[key] for key in columns} for row in rows)
+        else:
+            for row in rows:
+                stream.write(json.dumps({key: row.get(key) for key in columns}, ensure_ascii=False) + "\n")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -137,9 +121,5 @@ def run(args: argparse.Namespace) -> int:
     options = {key: getattr(args, key) for key in ("granularity", "folds", "lines_per_article")
                if getattr(args, key) is not None}
     report = prepare(args.name, args.source, args.out, skip_bad_rows=args.skip_bad_rows, **options)
-    if report.bad:
-        print(f"warning: skipped {len(report.bad)} bad row(s), e.g.:", file=sys.stderr)
-        for row in report.bad[:MAX_WARNED]:
-            print(f"  {row}", file=sys.stderr)
     print(report.summary())
     return 0

@@ -8,13 +8,12 @@ good those answers are, so a user can choose `abstain_below` knowing what it kee
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from serving.abstention import UNCERTAIN, abstain
+from serving.files import write_text
 from training.calibration import expected_calibration_error
 from training.metrics import classification_metrics, confusion, stanceeval_score
 
@@ -252,18 +251,6 @@ def write_report(report: dict, folder: Path) -> list[Path]:
                 written.append(folder / name)
     for name, content in (("report.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n"),
                           ("report.md", format_markdown(report, images))):
-        _write_atomic(folder / name, content)
+        write_text(folder / name, content)
         written.append(folder / name)
     return written
-
-
-def _write_atomic(path: Path, content: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(content)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from serving.bundle import Manifest, save_bundle, target_inventory
-from serving.data_files import file_sha256
+from serving.files import file_sha256
 from serving.errors import DataError, RasidError
 from serving.normalize import NormalizationSettings
 from training.calibration import cross_fitted_calibration

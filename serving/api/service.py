@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from serving.api.batcher import Batcher, QueueFull, ShuttingDown, model_thread_executor
 from serving.api.metrics import Metrics
 from serving.api.settings import Settings
+from serving.bundle import has_target, no_target
 from serving.errors import RasidError
 
 log = logging.getLogger("rasid.serve")
@@ -64,7 +65,7 @@ class Service:
             return
         model_thread = model_thread_executor()
         load = functools.partial(_load_and_time, settings.model_dir, batch_size=settings.max_batch_size,
-                                 fast=settings.fast, precision=settings.precision)
+                                 precision=settings.precision)
         try:
             predictor, warm_up = await asyncio.get_running_loop().run_in_executor(model_thread, load)
         except Exception as error:  # noqa: BLE001  (reported by /readyz, and by `rasid serve` exiting)
@@ -105,9 +106,8 @@ class Service:
         if tasks is not None:
             pair = [t.name for t in self.predictor.manifest.tasks if t.name in tasks and t.input == "pair"]
             for loc, target in targets:
-                if pair and target is None:
-                    raise field_error(loc, f"task(s) {pair} judge the text against a target: give 'target', "
-                                           "or leave these tasks out.")
+                if pair and not has_target(target):
+                    raise field_error(loc, f"{no_target(pair)}: give 'target', or leave these tasks out.")
         return tasks
 
     def check_article(self, text: str, target: str | None) -> None:

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving.precision import PRECISIONS
+
 
 class Settings(BaseSettings):
     """Defaults suit one CPU host behind a reverse proxy; each line says why."""
@@ -37,14 +39,17 @@ class Settings(BaseSettings):
     admission_wait_fraction: float = Field(0.8, gt=0, le=1)
     max_batch_size: int = Field(32, ge=1)  # texts per model call: the batcher's batch (no compute on padding)
     max_wait_ms: float = Field(2.0, ge=0)  # how long a lone text waits for company; under load batches fill while the model runs
-    fast: bool = True  # the bundle's fast path, serving.predictor.fast_precision (costs <= 0.5 macro-F1 per task)
-    precision: Literal["fp32", "bf16", "int8"] | None = None  # overrides `fast`; int8 trades accuracy for speed
+    # The encoder's arithmetic (serving/precision.py): auto is the bundle's fast path, fp32 exactly the trained model.
+    precision: Literal[PRECISIONS] = "auto"
+    fast: bool = True  # RASID_FAST=false: an alias of RASID_PRECISION=fp32 (a precision given explicitly wins)
     # Closed pair tasks (target stance) answer "uncertain" for a target not seen in training, scores kept: a
     # monitor that acts on labels should not act on a stance toward a target the model never learnt.
     abstain_unseen_targets: bool = False
 
     @model_validator(mode="after")
     def _consistent(self):
+        if not self.fast and self.precision == "auto":
+            object.__setattr__(self, "precision", "fp32")  # the alias, folded in once (the model is frozen)
         if self.max_queue_items < self.max_batch_items:
             raise ValueError(f"max_queue_items ({self.max_queue_items}) must be at least max_batch_items "
                              f"({self.max_batch_items}), or a full batch request could never be queued")

