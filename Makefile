@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 RASID := $(VENV)/bin/rasid
 SHARED ?= ../shared/data
+# the offline base encoder, kept inside the project here (without --base, `rasid train` uses the user's cache)
+BASE ?= models/base/e5-small-ar
 # where `rasid base` finds its trimming corpus
 export RASID_SHARED_DATA := $(SHARED)
 DATA := data
@@ -39,7 +41,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 base: setup
-	$(RASID) base
+	$(RASID) base --out $(BASE)
 
 # Each dataset from its original files, then a validation split by group (Baly: fold 4, i.e. by claim).
 data: $(DATA)/.prepared
@@ -61,7 +63,8 @@ $(DATA)/.prepared: $(VENV)/.installed
 train: $(MODEL)/rasid.json
 # Training ends by fusing each task with an n-gram model; then the article verdict is fitted on whole articles.
 $(MODEL)/rasid.json: $(DATA)/.prepared
-	$(RASID) train --data $(TRAIN_FILES) --val-data $(VAL_FILES) --out $(MODEL) $(TRAIN_OPTIONS)
+	$(RASID) base --out $(BASE)
+	$(RASID) train --base $(BASE) --data $(TRAIN_FILES) --val-data $(VAL_FILES) --out $(MODEL) $(TRAIN_OPTIONS)
 	$(RASID) fuse --documents --model $(MODEL) --data $(DATA)/baly_articles.train.jsonl \
 	  --val-data $(DATA)/baly_articles.val.jsonl --tasks news_claim
 

@@ -187,11 +187,29 @@ def test_always_kept_and_new_order():
     assert order.tolist() == [0, 1, 2, 3, 6, 7, 8, 9, 10]
 
 
-def test_default_corpus_missing_is_a_sentence(tmp_path, monkeypatch):
+def test_default_corpus_missing_is_a_sentence_naming_rasid_bases_options(tmp_path, monkeypatch, capsys):
+    from training.cli import main
+
     monkeypatch.setenv(trim.SHARED_DATA_ENV, str(tmp_path / "nowhere"))
-    with pytest.raises(RasidError, match="--no-trim"):
+    with pytest.raises(RasidError, match="holds none of the shared data sets") as caught:
         base_folder.ensure_base(tmp_path / "base")
+    assert "--" not in str(caught.value)  # rasid train meets it too, and has none of rasid base's options
+    assert main(["base", "--out", str(tmp_path / "base")]) == 2
+    assert "--trim-corpus" in capsys.readouterr().err
     assert not (tmp_path / "base").exists()
+
+
+def test_without_shared_data_the_training_files_are_the_trimming_corpus(tmp_path, monkeypatch):
+    monkeypatch.setenv(trim.SHARED_DATA_ENV, str(tmp_path / "nowhere"))
+    training_file = tmp_path / "train.jsonl"
+    training_file.write_text('{"text": "نص", "topic": "a"}\n', encoding="utf-8")
+    said = []
+    assert trim.default_corpus([training_file], say=said.append) == [training_file]
+    assert "training files" in said[0]
+
+
+def test_the_default_base_lives_in_the_users_cache_not_the_current_folder():
+    assert base_folder.DEFAULT_BASE_DIR.is_absolute()
 
 
 def test_second_call_reuses_and_changed_corpus_rebuilds(tmp_path, monkeypatch):

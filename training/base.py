@@ -26,5 +26,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    ensure_base(args.out, trim_corpus=args.trim_corpus, trim=args.trim)
+    from training.e5.trim import SHARED_DATA_ENV, CorpusError
+
+    try:
+        ensure_base(args.out, trim_corpus=args.trim_corpus, trim=args.trim)
+    except CorpusError as error:
+        raise CorpusError(f"{error} Name files with --trim-corpus, set {SHARED_DATA_ENV}, or build untrimmed with "
+                          "--no-trim.") from None
     return 0

@@ -114,7 +114,7 @@ class TrainingRun:
         if base is None:
             from training.e5.base_folder import ensure_base
 
-            base = str(ensure_base())
+            base = str(ensure_base(corpus_fallback=[*c.data, *c.val_data]))
         encoder, tokenizer = load_encoder(base)
         # before the run folder is cleared: a request the base cannot meet must not cost earlier checkpoints
         if c.keep_layers:

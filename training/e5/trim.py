@@ -42,15 +42,17 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get(SHARED_DATA_ENV) or Path("..") / "shared" / "data")
 
 
-def default_corpus() -> list[Path]:
-    """The files of ../shared/data (or $RASID_SHARED_DATA) that trimming reads when the user names none."""
+def default_corpus(fallback: list[Path] | None = None, say=print) -> list[Path]:
+    """The files of ../shared/data (or $RASID_SHARED_DATA) that trimming reads when the user names none; where
+    that holds none of the shared data sets, the `fallback` files (e.g. the user's training files)."""
     root = shared_data_dir()
     files = sorted(p for pattern in DEFAULT_CORPUS_GLOBS for p in root.glob(pattern))
+    if not files and fallback:
+        say(f"base: no shared data sets in {root} ({SHARED_DATA_ENV}); trimming the vocabulary to the training files")
+        return [Path(p) for p in fallback]
     if not files:
-        raise CorpusError(
-            f"no trimming corpus: {root} holds none of the shared data sets (looked for {', '.join(DEFAULT_CORPUS_GLOBS)}); "
-            f"set {SHARED_DATA_ENV}, name files with --trim-corpus, or build untrimmed with --no-trim."
-        )
+        raise CorpusError(f"no trimming corpus: {root} holds none of the shared data sets (looked for "
+                          f"{', '.join(DEFAULT_CORPUS_GLOBS)}).")
     return files
 
 
