@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from serving.errors import RasidError
+from serving.options import add_command
 
 log = logging.getLogger(__name__)
 POOLER_EPS = 1e-4  # tanh(1e-4 * x) = 1e-4 * x * (1 - O(1e-8 x^2)): linear far below float32 noise for |x| < 100
@@ -71,10 +72,14 @@ class RasidBertForSequenceClassification(BertPreTrainedModel):
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("export", help="write a bundle as per-task Hugging Face folders or as ONNX graphs")
-    p.add_argument("--model", type=Path, required=True, help="bundle folder")
-    p.add_argument("--format", choices=["hf", "onnx"], required=True)
-    p.add_argument("--out", type=Path, required=True, help="folder to write")
+    p = add_command(subparsers, "export", "write a bundle as per-task Hugging Face folders or as ONNX graphs",
+                    "rasid export --model models/my-bundle --format hf --out exported/my-bundle",
+                    description=__doc__.split("\n\n", 1)[0])
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="bundle folder")
+    p.add_argument("--format", choices=["hf", "onnx"], required=True,
+                   help="hf: one transformers folder per task (pipeline, text-embeddings-inference); onnx: one "
+                        "graph per input kind")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write")
     p.add_argument("--int8", action="store_true", help="onnx only: int8 weights (onnxruntime dynamic quantisation)")
     p.add_argument("--tasks", help="comma-separated tasks (default: all)")
     p.set_defaults(func=run)

@@ -38,7 +38,7 @@ from serving import batch
 from serving.batch import check_tasks, chunks, output_line, predict_chunk, refuse_clashing_columns
 from serving.errors import RasidError
 from serving.input_files import accepted_rows, expand_inputs, survey_inputs
-from serving.options import add_precision_option
+from serving.options import add_command, add_precision_option, add_skip_bad_rows
 from serving.output_files import FORMATS, open_sink
 from serving.progress import Progress, StopRequest, identity
 
@@ -46,32 +46,34 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="label JSONL/CSV/Parquet files with a bundle (resumable; "
-                                              "JSONL, CSV or Parquet out)")
-    p.add_argument("--model", type=Path, required=True, help="bundle folder")
+    p = add_command(subparsers, "predict", "label JSONL/CSV/Parquet files with a bundle (resumable; JSONL, CSV or "
+                                           "Parquet out)",
+                    "rasid predict --model models/my-bundle --input news.jsonl --output labelled.parquet",
+                    description=__doc__)
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="bundle folder")
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help="files, globs (quoted) or folders of .jsonl/.csv/.parquet rows with 'text' (and 'target'); "
                         "read in the order given, a folder's files in name order")
     # text, not a Path: a Path would fold --engine ray's s3://bucket/... into s3:/bucket/...
-    p.add_argument("--output", required=True,
+    p.add_argument("--output", required=True, metavar="FILE",
                    help="file to write, .jsonl, .csv or .parquet (--engine ray: a folder of shards, local or a URI)")
     p.add_argument("--format", choices=FORMATS, help="output format (default: from --output's extension)")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task each row can take)")
     p.add_argument("--documents", action="store_true",
                    help="each text is a whole article: paragraphs, boilerplate dropped, document verdict")
     p.add_argument("--abstain-below", type=float, metavar="P",
-                   help="answer 'uncertain' when the top score is below P")
+                   help="answer 'uncertain' when the top score is below P (default: never)")
     p.add_argument("--abstain-unseen-targets", action="store_true",
                    help="answer 'uncertain' (scores kept) when a stance target was not seen in training")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="texts per model call")
     add_precision_option(p)
-    p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
+    add_skip_bad_rows(p)
     p.add_argument("--keep-text", action="store_true", help="copy each row's text into the output too")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run after its last complete row (same inputs, bundle, options)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: a Ray actor pool, on this machine or a cluster")
-    p.add_argument("--address", help="--engine ray: the cluster to join (e.g. HEAD:6379); default: a local Ray")
+                   help="local: this process; ray: a Ray actor pool, on this machine or a cluster")
+    p.add_argument("--address", help="--engine ray: the cluster to join (e.g. HEAD:6379) (default: a local Ray)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="--engine ray: actors, each loading the bundle once (default: one per CPU of the cluster "
                         "divided by --threads)")

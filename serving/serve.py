@@ -7,29 +7,31 @@ import logging
 import signal
 from pathlib import Path
 
-from serving.options import add_precision_option
+from serving.options import add_command, add_precision_option
 
 log = logging.getLogger("rasid.serve")
 
 # Flags for the settings an operator tunes per host; every other limit is an RASID_* variable
 # (see serving/api/settings.py). The API key is deliberately env-only: flags show up in `ps`.
 TUNING_FLAGS = {
-    "max_batch_size": (int, "texts per model call (RASID_MAX_BATCH_SIZE)"),
-    "max_wait_ms": (float, "how long a lone text waits to be batched (RASID_MAX_WAIT_MS)"),
-    "max_queue_items": (int, "texts allowed to wait; past it 429 (RASID_MAX_QUEUE_ITEMS)"),
-    "request_timeout_s": (float, "per-request timeout; past it 504 (RASID_REQUEST_TIMEOUT_S)"),
+    "max_batch_size": (int, "texts per model call (default: RASID_MAX_BATCH_SIZE, else 32)"),
+    "max_wait_ms": (float, "how long a lone text waits to be batched (default: RASID_MAX_WAIT_MS, else 2.0)"),
+    "max_queue_items": (int, "texts allowed to wait; past it 429 (default: RASID_MAX_QUEUE_ITEMS, else 512)"),
+    "request_timeout_s": (float, "per-request timeout; past it 504 (default: RASID_REQUEST_TIMEOUT_S, else 30.0)"),
 }
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("serve", help="serve a bundle over HTTP (FastAPI; OpenAPI at /docs)",
-                                   description="Serve a bundle over HTTP. Limits are RASID_* environment "
-                                               "variables; RASID_API_KEY protects the /v1 routes.")
-    parser.add_argument("--model", required=True, type=Path, help="the bundle folder (from `rasid train`)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser = add_command(subparsers, "serve", "serve a bundle over HTTP (FastAPI; OpenAPI at /docs)",
+                         "RASID_API_KEY=a-long-secret rasid serve --model models/my-bundle --port 8000",
+                         description="Serve a bundle over HTTP. Every limit is an RASID_* environment variable "
+                                     "(serving/api/settings.py); the flags below set the ones tuned per host, and "
+                                     "win over the environment. RASID_API_KEY protects the /v1 routes.")
+    parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="the bundle folder (from `rasid train`)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only unless changed)")
+    parser.add_argument("--port", type=int, default=8000, metavar="N", help="port to listen on")
     for name, (kind, text) in TUNING_FLAGS.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, metavar="N", help=text)
     parser.add_argument("--abstain-unseen-targets", action="store_const", const=True, default=None,
                         help="answer 'uncertain' (scores kept) when a stance target was not seen in training "
                              "(RASID_ABSTAIN_UNSEEN_TARGETS)")

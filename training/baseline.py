@@ -11,18 +11,23 @@ from pathlib import Path
 
 from serving.data_files import read_rows
 from serving.errors import DataError
+from serving.options import add_command, add_skip_bad_rows
 from training.evaluation import evaluate_model, finish, new_report, parse_tasks, rows_by_task
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("baseline", help="train and score the TF-IDF + logistic-regression baseline")
-    p.add_argument("--train", nargs="+", type=Path, required=True, help="labelled training files")
-    p.add_argument("--data", nargs="+", type=Path, required=True, help="labelled evaluation files")
-    p.add_argument("--report", type=Path, help="folder for report.json, report.md and confusion-*.png")
+    p = add_command(subparsers, "baseline", "train and score the TF-IDF + logistic-regression baseline",
+                    "rasid baseline --train data/mawqif.train.jsonl --data data/mawqif.val.jsonl --report reports/base",
+                    description=__doc__)
+    p.add_argument("--train", nargs="+", type=Path, required=True, metavar="FILE", help="labelled training files")
+    p.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="labelled evaluation files")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="folder for report.json, report.md and the PNGs (default: print the report only)")
     p.add_argument("--tasks", help="comma-separated tasks (default: those labelled in both --train and --data)")
-    p.add_argument("--pair-tasks", default="", help="extra task names that take (target, text)")
+    p.add_argument("--pair-tasks", default="", help="extra task names that take (target, text); stance, claim and "
+                                                    "news_claim always do (default: none)")
     p.add_argument("--documents", action="store_true", help="each --data text is a whole article")
-    p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
+    add_skip_bad_rows(p)
     p.set_defaults(func=run)
 
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from serving.data_files import read_rows
+from serving.options import add_command, add_skip_bad_rows
 from training.int8_cost import record_int8_cost
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("check-int8", help="measure what int8 costs a bundle on labelled data and record it "
-                              "(it decides the fast path)")
-    p.add_argument("--model", type=Path, required=True, help="bundle folder")
-    p.add_argument("--data", nargs="+", type=Path, required=True, help="labelled validation files, never training data")
-    p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
+    p = add_command(subparsers, "check-int8", "measure what int8 costs a bundle on labelled data and record it "
+                                              "(it decides the fast path)",
+                    "rasid check-int8 --model models/my-bundle --data data/mawqif.val.jsonl", description=__doc__)
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="bundle folder")
+    p.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE",
+                   help="labelled validation files, never training data")
+    add_skip_bad_rows(p)
     p.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ import sys
 
 from serving import __version__, export, predict, serve, threads
 from serving.errors import RasidError
+from serving.options import HelpFormatter
 from training import base, baseline, check_int8, evaluate, fuse, prepare, split, train
 
 # Every command, in the order `rasid --help` lists them. Each module's `register(subparsers)` adds its parser
@@ -17,7 +18,8 @@ COMMANDS = (prepare, split, base, train, fuse, predict, evaluate, baseline, expo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rasid", description="Arabic news topic and stance: train, evaluate, serve.")
+    parser = argparse.ArgumentParser(prog="rasid", description="Arabic news topic and stance: train, evaluate, serve.",
+                                     epilog="example:\n  rasid train --help", formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"rasid {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -15,28 +15,32 @@ from pathlib import Path
 from serving.abstention import check_threshold
 from serving.data_files import read_rows
 from serving.errors import RasidError
-from serving.options import add_precision_option
+from serving.options import add_command, add_precision_option, add_skip_bad_rows
 from training.evaluation import evaluate_model, finish, new_report, parse_tasks, rows_by_task
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="score a bundle on labelled data; write report.json/.md and PNGs")
-    p.add_argument("--model", type=Path, required=True, help="bundle folder")
-    p.add_argument("--data", nargs="+", type=Path, required=True, help="labelled JSONL/CSV files")
-    p.add_argument("--report", type=Path, help="folder for report.json, report.md and confusion-*.png")
+    p = add_command(subparsers, "evaluate", "score a bundle on labelled data; write report.json/.md and PNGs",
+                    "rasid evaluate --model models/my-bundle --data data/mawqif.val.jsonl --report reports/mawqif "
+                    "--baseline --train data/mawqif.train.jsonl", description=__doc__)
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="bundle folder")
+    p.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="labelled JSONL/CSV files")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="folder for report.json, report.md and the PNGs (default: print the report only)")
     p.add_argument("--documents", action="store_true",
                    help="each text is a whole article: split, drop boilerplate, score the document verdict")
     p.add_argument("--baseline", action="store_true", help="also train the TF-IDF baseline on --train and compare")
-    p.add_argument("--train", nargs="+", type=Path, default=[], help="training files for --baseline")
+    p.add_argument("--train", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="training files for --baseline (default: none)")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task of the bundle found in the data)")
     p.add_argument("--abstain-below", type=float, metavar="P",
                    help="answer 'uncertain' when the top score is below P, as serving would (see the report's "
-                        "risk-coverage table to choose P)")
-    p.add_argument("--batch-size", type=int, default=32)
+                        "risk-coverage table to choose P) (default: never)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="texts per model call")
     add_precision_option(p)
     p.add_argument("--no-fusion", dest="fusion", action="store_false",
                    help="the encoder alone, without the bundle's n-gram models (to measure what fusion adds)")
-    p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
+    add_skip_bad_rows(p)
     p.set_defaults(func=run)
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from serving.data_files import read_rows
+from serving.options import add_command, add_skip_bad_rows
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fuse", help="fit a bundle's n-gram models and their fusion weights",
-                              description="Fit one character n-gram model per task on the training files and "
-                                          "its fusion weight on the validation files, and write them into the "
-                                          "bundle. Example: rasid fuse --model models/my-bundle "
-                                          "--data data/x.train.jsonl --val-data data/x.val.jsonl")
+    p = add_command(subparsers, "fuse", "fit a bundle's n-gram models and their fusion weights",
+                    "rasid fuse --model models/my-bundle --data data/x.train.jsonl --val-data data/x.val.jsonl",
+                    description="Fit one character n-gram model per task on the training files and its fusion "
+                                "weight on the validation files, and write them into the bundle (rasid train does "
+                                "this as its last step). With --documents: fit the learned article verdict of each "
+                                "pair task on labelled whole articles.")
     p.add_argument("--model", type=Path, required=True, metavar="DIR", help="the bundle to add fusion to")
     p.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="the bundle's training files")
     p.add_argument("--val-data", nargs="+", type=Path, required=True, metavar="FILE",
@@ -26,7 +28,7 @@ def register(subparsers) -> None:
                                    "with --documents: the pair tasks labelled in the data)")
     p.add_argument("--documents", action="store_true",
                    help="the files hold whole labelled articles: fit the learned document verdict per pair task")
-    p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
+    add_skip_bad_rows(p)
     p.set_defaults(func=run)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from serving.data_files import report_bad_rows
 from serving.errors import DataError, RasidError
 from serving.files import atomic_file
+from serving.options import add_command, add_skip_bad_rows
 from training.recipes import RECIPES, get_recipe
 from training.recipes.common import BadRow
 
@@ -101,19 +102,20 @@ def _write_atomically(out: Path, rows: list[dict], columns: tuple[str, ...]) -> 
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("prepare", help="turn a public dataset's original files into rasid's data format",
-                                   description="Turn a public dataset's original files into rasid's data format.")
+    parser = add_command(subparsers, "prepare", "turn a public dataset's original files into rasid's data format",
+                         "rasid prepare mawqif --source ../shared/data/mawqif --out data/mawqif.jsonl")
     parser.add_argument("name", choices=sorted(RECIPES), help="dataset recipe")
-    parser.add_argument("--source", type=Path, required=True, help="folder holding the dataset's original files")
-    parser.add_argument("--out", type=Path, required=True, help="output file, .jsonl or .csv")
-    parser.add_argument("--skip-bad-rows", action="store_true", help="skip unusable rows with a warning, not fail")
+    parser.add_argument("--source", type=Path, required=True, metavar="DIR",
+                        help="folder holding the dataset's original files")
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="output file, .jsonl or .csv")
+    add_skip_bad_rows(parser)
     baly = parser.add_argument_group("baly options")
     baly.add_argument("--granularity", choices=["paragraphs", "articles"],
                       help="paragraphs (default): claim + rationale line pairs; articles: claim + whole article")
     baly.add_argument("--folds", help="comma-separated folds to keep, e.g. 1,2,3,4 (default: all present)")
-    baly.add_argument("--lines-per-article", type=int,
+    baly.add_argument("--lines-per-article", type=int, metavar="N",
                       help="lines taken from an article with no rationale line (unrelated: the hard negatives; "
-                           "discuss: its lines closest to the claim) (default 2)")
+                           "discuss: its lines closest to the claim) (default: 2)")
     parser.set_defaults(func=run)
 
 

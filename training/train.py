@@ -16,38 +16,62 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from serving.options import add_command, add_skip_bad_rows
 from training.config import TrainConfig
 
 
+# What each numeric option of TrainConfig does; its default is TrainConfig's.
+NUMERIC_OPTIONS = {
+    "epochs": "passes over the training data (fractions allowed); the best epoch on validation is kept",
+    "batch_size": "training examples per optimiser step",
+    "lr": "peak learning rate (linear warm-up over the first 6%% of steps, then linear decay)",
+    "max_length": "tokens per input (target and text together for pair tasks); longer inputs are truncated",
+    "seed": "seed of the validation split, the heads' initial weights and the order of the data",
+    "val_fraction": "share of the data carved out for validation, by group, when --val-data is not given",
+    "class_weight_power": "weight of rare labels in the loss: 0 none, 0.5 square root, 1 fully balanced",
+    "save_steps": "a checkpoint to resume from every this many optimiser steps",
+    "max_steps": "stop after this many optimiser steps (-1: the epochs decide)",
+}
+
+
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="fine-tune an encoder on labelled paragraphs and write a bundle")
-    p.add_argument("--data", nargs="+", type=Path, required=True, help="rasid JSONL/CSV training files")
-    p.add_argument("--out", type=Path, required=True, help="bundle folder to write, e.g. models/NAME")
-    p.add_argument("--base", help="HF encoder id or local folder (default: the offline e5 base, built if missing)")
+    p = add_command(subparsers, "train", "fine-tune an encoder on labelled paragraphs and write a bundle",
+                    "rasid train --data data/mawqif.train.jsonl --val-data data/mawqif.val.jsonl --out models/my-bundle",
+                    description=__doc__.split("\n\n", 1)[1].strip())
+    p.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="rasid JSONL/CSV training files")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="bundle folder to write, e.g. models/NAME")
+    p.add_argument("--base", metavar="DIR", help="HF encoder id or local folder (default: the offline e5 base, built "
+                                                 "in the user's cache on first use; see rasid base)")
     p.add_argument("--tasks", help="comma-separated tasks (default: those with labels in the data)")
-    p.add_argument("--pair-tasks", default="", help="comma-separated extra task names that take (target, text)")
-    p.add_argument("--val-data", nargs="+", type=Path, default=[], help="validation files (default: carve a split)")
+    p.add_argument("--pair-tasks", default="", help="comma-separated extra task names that take (target, text); "
+                                                    "stance, claim and news_claim always do (default: none)")
+    p.add_argument("--val-data", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="validation files (default: carve a split from --data, see --val-fraction)")
     defaults = TrainConfig(data=[Path("x")], out=Path("x"))
-    for name in ("epochs", "batch_size", "lr", "max_length", "seed", "val_fraction", "class_weight_power",
-                 "save_steps", "max_steps"):
+    for name, text in NUMERIC_OPTIONS.items():
         value = getattr(defaults, name)
-        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
-    p.add_argument("--pooling", choices=["mean", "cls"], default="mean")
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
+                       metavar="N" if isinstance(value, int) else "X", help=text)
+    p.add_argument("--pooling", choices=["mean", "cls"], default="mean",
+                   help="how the encoder's token vectors become one: their mean, or the first ([CLS]) token's; "
+                        "cls exports as a standard transformers classifier")
     p.add_argument("--freeze-embeddings", action="store_true", help="do not update the word-embedding matrix")
-    p.add_argument("--keep-layers", type=int, default=0, help="fine-tune only this many lowest layers of the base "
-                   "and drop the rest: a smaller model, faster to train and serve; default 0 (all)")
-    p.add_argument("--freeze-layers", type=int, default=0, help="keep all embeddings and this many lowest layers "
-                   "as pretrained (no backward pass there: faster steps); default 0")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast: for CPUs with AMX and recent GPUs; "
-                   "on a CPU without AMX it trained slower than fp32 (README, Performance)")
-    p.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows instead of stopping")
+    p.add_argument("--keep-layers", type=int, default=0, metavar="N",
+                   help="fine-tune only this many lowest layers of the base and drop the rest: a smaller model, "
+                        "faster to train and serve (0: all)")
+    p.add_argument("--freeze-layers", type=int, default=0, metavar="N",
+                   help="keep all embeddings and this many lowest layers as pretrained (no backward pass there: "
+                        "faster steps)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast: for CPUs with AMX and recent GPUs; on a CPU "
+                   "without AMX it trains slower than fp32 (benchmarks/train_speed.py)")
+    add_skip_bad_rows(p)
     p.add_argument("--no-int8-check", dest="int8_check", action="store_false",
                    help="skip measuring int8 on the validation rows after training (two inference passes); "
                         "the bundle's fast path is then fp32 until `rasid check-int8`")
     p.add_argument("--no-fusion", dest="fusion", action="store_false",
                    help="skip fitting the n-gram models fused with the encoder's answers (training/fusion.py)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of an interrupted run")
-    p.add_argument("--run-dir", type=Path, help="checkpoint folder (default: <out>.run)")
+    p.add_argument("--run-dir", type=Path, metavar="DIR", help="checkpoint folder (default: <out>.run)")
     p.set_defaults(func=run)
 
 
