@@ -33,10 +33,9 @@ ENCODER_FILES = ("config.json", "model.safetensors")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 INPUT_KINDS = ("single", "pair")
 # When a pair task's targets are "open" (any target is normal, so "seen in training" says nothing): claims are
-# written per news item (the `make` recipe's training files: 2,360 distinct claims in 3,581 rows, most of them
-# once), while target stance is learnt per target (Mawqif: 3 targets, 973 to 1,009 rows each). A task is open
-# when training named more than OPEN_ABOVE distinct targets, or at least OPEN_MIN distinct targets most of
-# which occur in one row only (a small claim set).
+# written per news item, most of them seen once, while target stance is learnt per target, each with many rows
+# (docs/honest-answers.md has the counts). A task is open when training named more than OPEN_ABOVE distinct
+# targets, or at least OPEN_MIN distinct targets most of which occur in one row only (a small claim set).
 OPEN_ABOVE = 50
 OPEN_MIN = 10
 

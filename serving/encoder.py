@@ -1,8 +1,8 @@
 """BERT for inference in plain torch: runs a bundle's standard `BertModel` weights without transformers.
 
-Why not `transformers.BertModel` when serving: importing transformers' modeling code costs about 110 MB of
-resident memory before any weight is loaded (measured here), and its weights can only be fp32 or cast by
-autocast on every call. This module reads `model.safetensors` straight into the parameters, in fp32 or in
+Why not `transformers.BertModel` when serving: importing transformers' modeling code costs resident memory
+before any weight is loaded (benchmarks/memory.py), and its weights can only be fp32 or cast by autocast on
+every call. This module reads `model.safetensors` straight into the parameters, in fp32 or in
 bf16, can turn the matrix products into per-row int8 (Int8Linear), fuses query/key/value into one product,
 and spends no compute on padding: only a batch's real tokens go through the layers. It computes the same
 function: `tests/test_encoder.py` checks it against `transformers.BertModel` on the same weights, outputs
@@ -59,9 +59,8 @@ class EncoderConfig:
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """F.dropout with the keep mask drawn by numpy instead of torch's CPU generator.
 
-    Why: torch draws CPU random numbers one at a time on one thread (about 6 ms per attention-sized tensor
-    here), and dropout was a fifth of a training step (profiled on e5-small). numpy's SFC64 fills the same
-    mask in a tenth of that. Each element is kept with probability 1 - p to within 2^-16 (16 random bits
+    Why: torch draws CPU random numbers one at a time on one thread, which made dropout a large share of a
+    training step on e5-small (benchmarks/train_speed.py); numpy's SFC64 fills the same mask far faster. Each element is kept with probability 1 - p to within 2^-16 (16 random bits
     per element), and kept values are scaled by 1 / (1 - p), as F.dropout does. The generator is seeded from
     torch's, so torch.manual_seed (and a resumed Trainer's restored RNG state) makes runs repeatable."""
     if not training or p == 0:
@@ -220,7 +219,7 @@ def load_encoder(folder: Path, dtype: torch.dtype = torch.float32) -> BertEncode
     if not EncoderConfig.supports(config):
         raise BundleError(f"{folder} holds a {config.get('model_type')!r} encoder; serving.encoder runs BERT only.")
     # Built directly in its final dtypes, then overwritten from the file. (Building on the "meta" device to
-    # skip the random initialisation costs more: its first use loads torch's meta kernels, 68 MB here.)
+    # skip the random initialisation costs more memory: its first use loads torch's meta kernels.)
     try:
         shape = EncoderConfig.from_dict(config)
     except TypeError as error:  # a required field missing from config.json

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SHARD_FORMATS = ("parquet", "jsonl")
 # Reading and writing files asks Ray for no CPU: the actors take every CPU (their threads are the work), and a
-# read task waiting for a free CPU that the actors hold deadlocked the job (measured: a 2-CPU Ray hung).
+# read task waiting for a free CPU that the actors hold would deadlock the job.
 IO_CPUS = 0
 
 

@@ -65,13 +65,14 @@ class Predictor:
         chosen = precision != "auto"
         precision = resolve_precision(precision, manifest)
         if precision == "int8" and not chosen and model is not None and not isinstance(model.encoder, BertEncoder):
-            # The fast path's int8 is serving.encoder's per-row int8. Other encoders would get torch's dynamic
-            # int8, whose per-batch scales cost far more (14 macro-F1 on claim, README): they stay fp32.
+            # The fast path's int8 is serving.encoder's per-row int8, the one the bundle's cost was measured
+            # with. Other encoders would get torch's dynamic int8, whose per-batch scales cost far more
+            # (benchmarks/fast_path_accuracy.py): they stay fp32.
             precision = "fp32"
         if precision != "fp32":
             # oneDNN (bf16 and int8 products) keeps a compiled kernel per matrix shape, 1,024 by default, and
-            # nearly every batch brings a new shape (bf16, 50 single requests: 573 MB uncapped, 541 MB with a
-            # cap of 8; a one-off measurement). Read at its first use, so set before; an
+            # nearly every batch brings a new shape, so a long-running server's memory grows with them; a small
+            # cap keeps it flat (benchmarks/memory.py). Read at its first use, so set before; an
             # ONEDNN_PRIMITIVE_CACHE_CAPACITY of the user's own wins.
             os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
         self.precision = precision
@@ -87,9 +88,9 @@ class Predictor:
     @classmethod
     def from_bundle(cls, path: Path, **options) -> "Predictor":
         """Load a bundle for inference. A BERT encoder runs on serving.encoder: bf16 weights for bf16 (half the
-        memory), fp32 for fp32 and int8. int8 quantises the exact weights and keeps fp32 word embeddings:
-        quantising bf16 copies instead cost 0.63 stance macro-F1 on the default bundle, against 0.25 from
-        fp32 (README, Performance), although bf16's rounding step is far finer than int8's."""
+        memory), fp32 for fp32 and int8. int8 quantises the exact fp32 weights (and keeps fp32 word embeddings):
+        that is what the bundle's int8 cost was measured on, and quantising bf16 copies measured worse
+        (benchmarks/fast_path_accuracy.py)."""
         if options.pop("fusion", True):  # the n-gram half of a fused bundle (serving/fusion.py), if it has one
             options["fused"] = load_ngram_models(path)
             options["document_models"] = load_document_models(path)  # learned verdicts (serving/verdict.py)

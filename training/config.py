@@ -26,7 +26,7 @@ class TrainConfig:
     freeze_embeddings: bool = False
     keep_layers: int = 0  # 0: all; else only this many lowest layers of the base (the rest dropped: smaller, faster)
     freeze_layers: int = 0  # the embeddings and this many lowest layers stay as pretrained: no backward pass there
-    bf16: bool = False  # autocast; for CPUs with AMX (without it, fp32 trained faster here) and recent GPUs
+    bf16: bool = False  # autocast; for CPUs with AMX and recent GPUs (without AMX fp32 trains faster)
     pooling: str = "mean"
     save_steps: int = 200  # a resume point every this many optimiser steps
     max_steps: int = -1

@@ -26,7 +26,7 @@ class MultiTaskTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels, task_ids = inputs["labels"], inputs["task_ids"]
         # The v5 Trainer leaves autocast to accelerate, which does not apply it to a plain nn.Module on the
-        # CPU, so --bf16 turns it on here (without AMX it trained slower than fp32 here: see --bf16's help).
+        # CPU, so --bf16 turns it on here (without AMX it trains slower than fp32: see --bf16's help).
         with torch.autocast(device_type=self.args.device.type, dtype=torch.bfloat16, enabled=self.args.bf16):
             outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
         logits = outputs["logits"]

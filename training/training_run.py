@@ -25,8 +25,8 @@ RUN_FILE = "run.json"  # in the run folder: config and data hashes, so --resume 
 
 
 def load_encoder(base: str):
-    """The base's tokenizer and its encoder: a BERT on serving.encoder's padding-free layers (same function,
-    trains faster here: README, Performance), any other architecture as transformers loads it."""
+    """The base's tokenizer and its encoder: a BERT on serving.encoder's padding-free layers (the same function,
+    and faster to train: benchmarks/train_speed.py), any other architecture as transformers loads it."""
     from transformers import AutoModel, AutoTokenizer
 
     from serving.encoder import trainable_encoder
@@ -57,8 +57,8 @@ def _embeddings_and_layers(encoder, option: str) -> tuple[list, object]:
 def keep_lowest_layers(encoder, count: int) -> None:
     """Drop every layer above the `count` lowest, so the fine-tuned model is that much smaller and faster.
     Dropping the top of a pretrained encoder costs less accuracy than dropping anywhere else (Sajjad et al.,
-    "On the effect of dropping layers of pre-trained transformer models", 2023); README, Results, measures it
-    on this project's data. The saved config says the new depth, so every loader builds the smaller model."""
+    "On the effect of dropping layers of pre-trained transformer models", 2023); benchmarks/quality.py measures
+    it on this project's data. The saved config says the new depth, so every loader builds the smaller model."""
     from torch import nn
 
     _, layers = _embeddings_and_layers(encoder, "--keep-layers")

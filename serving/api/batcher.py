@@ -22,8 +22,8 @@ THROUGHPUT_WEIGHT = 0.3
 
 def model_thread_executor() -> ThreadPoolExecutor:
     """The one thread that runs torch in a server. Each thread that calls torch gets its own OpenMP thread
-    team, and two teams on two cores fight for them for the rest of the process: a lone paragraph took 62.7 ms
-    once a second thread had run the model, 43.9 ms when only one ever had (benchmarks/model_thread.py)."""
+    team, and two teams fight for the cores for the rest of the process, slowing every call after the second
+    thread's first (benchmarks/model_thread.py measures it)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rasid-model")
 
 

@@ -24,9 +24,8 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(10_000, ge=1)
     max_target_chars: int = Field(1_000, ge=1)  # a target is a topic or a claim: a line, not an article
     max_article_chars: int = Field(100_000, ge=1)  # /v1/analyze; longer is a 422
-    # /v1/analyze: paragraphs (lines, and pieces of long lines) per article; more is a 422. 400 is about four
-    # times the longest Baly news page (125) and about 10 s of the default bundle on two cores (40 paragraphs/s):
-    # a 3,800-line page is a dump to send in parts, not one article (docs/serving-limits.md).
+    # /v1/analyze: paragraphs (lines, and pieces of long lines) per article; more is a 422. Several times the
+    # longest real news page, and seconds of model time: a longer "page" is a dump to send in parts.
     max_article_paragraphs: int = Field(400, ge=1)
     max_batch_items: int = Field(64, ge=1)  # inputs in one /v1/classify/batch request; more is a 422
     max_body_bytes: int = Field(2_000_000, ge=1024)  # request body; larger is a 413 (JSON escapes use 6 bytes a char)
