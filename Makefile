@@ -79,7 +79,10 @@ evaluate: $(MODEL)/rasid.json
 quick:
 	$(MAKE) PRESET=quick MODEL=models/rasid-quick REPORTS=reports/rasid-quick
 
+# Formatting and the linter's small rule set ([tool.ruff] in pyproject.toml) first, then the tests.
 test: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
 clean-data:
