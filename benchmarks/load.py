@@ -122,7 +122,7 @@ async def fairness(client, args, texts: list[str]) -> None:
         single_latencies, single_statuses = [], Counter()
         article_latencies, article_statuses = [], Counter()
         stop_at = time.perf_counter() + args.duration
-        singles = [timed_posts(client, stop_at, lambda r=random.Random(k): ("/v1/classify", {"text": r.choice(texts)}),
+        singles = [timed_posts(client, stop_at, lambda r=random.Random(k): ("/v1/classify", {"text": r.choice(texts)}),  # noqa: B008  (one RNG per client, bound on purpose)
                                single_latencies, single_statuses) for k in range(args.singles)]
         articles = [timed_posts(client, stop_at, lambda: ("/v1/analyze", {"text": long_article}),
                                 article_latencies, article_statuses)] if with_article else []

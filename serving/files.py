@@ -43,7 +43,7 @@ def apply_modes(path: Path) -> None:
     path = Path(path)
     files, folders = file_mode(), folder_mode()
     if path.is_dir():
-        for root, dirs, names in os.walk(path):
+        for root, _folders, names in os.walk(path):
             os.chmod(root, folders)
             for name in names:
                 os.chmod(os.path.join(root, name), files)

@@ -210,7 +210,7 @@ class Predictor:
                 if progress:
                     progress(len(chunk))
         results, offset = [], 0
-        for (tasks, inputs), job_outputs in zip(jobs, outputs):
+        for (_tasks, inputs), job_outputs in zip(jobs, outputs):
             stacked = {t: torch.stack(v) if v else torch.empty(0) for t, v in job_outputs.items()}
             stacked = self._fused_with_ngrams(stacked, inputs)
             results.append((stacked, [n > max_length for n in lengths[offset:offset + len(inputs)]]))

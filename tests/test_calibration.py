@@ -91,7 +91,7 @@ def test_training_records_both_calibration_numbers(trained_bundle):
     from serving.bundle import read_manifest
 
     validation = read_manifest(trained_bundle).metrics["validation"]
-    for task, scores in validation.items():
+    for scores in validation.values():
         calibration = scores["calibration"]
         assert calibration["method"] == "2-fold cross-fit" and calibration["rows"] == scores["n"]
         assert scores["ece_before_calibration"] == calibration["ece_before"]

@@ -65,11 +65,10 @@ def fit_fusion(bundle: Path, train_rows: list[Row], val_rows: list[Row], seed: i
             continue
         pair, labels = spec.input == "pair", list(spec.labels)
 
-        def usable(row: Row) -> bool:
-            return spec.name in row.labels and row.labels[spec.name] in labels and (
-                not pair or has_target(row.target))
+        def usable(row: Row, name=spec.name, labels=labels, pair=pair) -> bool:
+            return name in row.labels and row.labels[name] in labels and (not pair or has_target(row.target))
 
-        def inputs_of(rows: list[Row]) -> list[tuple[str | None, str]]:
+        def inputs_of(rows: list[Row], pair=pair) -> list[tuple[str | None, str]]:
             return [(normalize(r.target, settings) if pair else None, normalize(r.text, settings)) for r in rows]
 
         train, val = [r for r in train_rows if usable(r)], [r for r in val_rows if usable(r)]
