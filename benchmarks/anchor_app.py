@@ -18,8 +18,11 @@ from serving.normalize import normalize
 
 FOLDER = Path(os.environ.get("ANCHOR_MODELS", "exported"))
 PAIR_TASKS = {"stance", "claim"}
-pipes = {task.name: pipeline("text-classification", model=str(task), device="cpu", trust_remote_code=True)
-         for task in sorted(FOLDER.iterdir()) if (task / "config.json").is_file()}
+pipes = {
+    task.name: pipeline("text-classification", model=str(task), device="cpu", trust_remote_code=True)
+    for task in sorted(FOLDER.iterdir())
+    if (task / "config.json").is_file()
+}
 app = FastAPI()
 
 

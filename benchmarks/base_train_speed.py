@@ -61,16 +61,22 @@ def main() -> None:
     for step in range(WARMUP + STEPS):
         for trainee in trainees.values():
             trainee.step(timed=step >= WARMUP)
-    print(f"\nfine-tuning, AdamW fp32, batch {BATCH}, length {LENGTH}, {THREADS} threads, median of {STEPS} "
-          "interleaved steps:")
+    print(
+        f"\nfine-tuning, AdamW fp32, batch {BATCH}, length {LENGTH}, {THREADS} threads, median of {STEPS} "
+        "interleaved steps:"
+    )
     speed = {name: BATCH / statistics.median(t.times) for name, t in trainees.items()}
     # CPU time / threads: what a step would take with the cores to itself (an estimate when others load them).
     cpu_speed = {name: BATCH * THREADS / statistics.median(t.cpu) for name, t in trainees.items()}
     for name, trainee in trainees.items():
-        print(f"  {name:9s} {trainee.model.num_parameters() / 1e6:6.1f}M parameters  {speed[name]:6.2f} sequences/s "
-              f"wall, {cpu_speed[name]:6.2f} by CPU time (steps {', '.join(f'{x:.1f}s' for x in trainee.times)})")
-    print(f"  trimmed / untrimmed: {speed['trimmed'] / speed['untrimmed']:.2f}x wall, "
-          f"{cpu_speed['trimmed'] / cpu_speed['untrimmed']:.2f}x by CPU time")
+        print(
+            f"  {name:9s} {trainee.model.num_parameters() / 1e6:6.1f}M parameters  {speed[name]:6.2f} sequences/s "
+            f"wall, {cpu_speed[name]:6.2f} by CPU time (steps {', '.join(f'{x:.1f}s' for x in trainee.times)})"
+        )
+    print(
+        f"  trimmed / untrimmed: {speed['trimmed'] / speed['untrimmed']:.2f}x wall, "
+        f"{cpu_speed['trimmed'] / cpu_speed['untrimmed']:.2f}x by CPU time"
+    )
 
 
 if __name__ == "__main__":

@@ -36,14 +36,17 @@ def run_anchor(hf_dir: Path, rows: list[dict], tasks: list[str]) -> float:
 
     from serving.normalize import normalize
 
-    pipes = {t: pipeline("text-classification", model=str(hf_dir / t), device="cpu", trust_remote_code=True)
-             for t in tasks}
+    pipes = {
+        t: pipeline("text-classification", model=str(hf_dir / t), device="cpu", trust_remote_code=True) for t in tasks
+    }
     for classify in pipes.values():  # warm-up
         classify(normalize(rows[0]["text"]))
     started = time.perf_counter()
     for task, classify in pipes.items():
         if task in {"stance", "claim"}:
-            inputs = [{"text": normalize(r["target"]), "text_pair": normalize(r["text"])} for r in rows if r.get("target")]
+            inputs = [
+                {"text": normalize(r["target"]), "text_pair": normalize(r["text"])} for r in rows if r.get("target")
+            ]
         else:
             inputs = [normalize(r["text"]) for r in rows]
         classify(inputs, batch_size=32, truncation=True)
@@ -65,9 +68,16 @@ def main() -> None:
     fp32 = run_rasid(args.model, rows, tasks, precision="fp32")
     fast = run_rasid(args.model, rows, tasks)
     print(f"\nbatch prediction, tasks {tasks}, {len(rows)} paragraphs from {args.data}, {time.strftime('%Y-%m-%d')}")
-    print(table(["run", "paragraphs/s", "ratio to anchor"],
-                [["anchor: pipeline per task, batch 32", anchor, 1.0], ["rasid fp32 (precision=fp32)", fp32, fp32 / anchor],
-                 ["rasid default (fast)", fast, fast / anchor]]))
+    print(
+        table(
+            ["run", "paragraphs/s", "ratio to anchor"],
+            [
+                ["anchor: pipeline per task, batch 32", anchor, 1.0],
+                ["rasid fp32 (precision=fp32)", fp32, fp32 / anchor],
+                ["rasid default (fast)", fast, fast / anchor],
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

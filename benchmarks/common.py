@@ -21,11 +21,16 @@ def read_rows(path: Path, limit: int | None = None) -> list[dict]:
 
 
 def add_anchor_options(parser) -> None:
-    parser.add_argument("--hf-dir", type=Path,
-                        help="the anchor's `rasid export --format hf` folder (default: export now)")
-    parser.add_argument("--anchor-model", type=Path, help="the bundle the anchor exports (default: --model). Give "
-                        "a full-depth bundle when --model was trained with --keep-layers: the plain HF way "
-                        "fine-tunes the whole base")
+    parser.add_argument(
+        "--hf-dir", type=Path, help="the anchor's `rasid export --format hf` folder (default: export now)"
+    )
+    parser.add_argument(
+        "--anchor-model",
+        type=Path,
+        help="the bundle the anchor exports (default: --model). Give "
+        "a full-depth bundle when --model was trained with --keep-layers: the plain HF way "
+        "fine-tunes the whole base",
+    )
 
 
 def anchor_checkpoints(args) -> Path:
@@ -34,8 +39,12 @@ def anchor_checkpoints(args) -> Path:
         return Path(args.hf_dir)
     out = Path(tempfile.mkdtemp(prefix="rasid-bench-hf-"))
     model = args.anchor_model or args.model
-    subprocess.run([*RASID, "export", "--model", str(model), "--format", "hf", "--out", str(out)], check=True,
-                   cwd=REPO, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*RASID, "export", "--model", str(model), "--format", "hf", "--out", str(out)],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
     return out
 
 
@@ -50,11 +59,14 @@ def start_server(command: list[str], port: int, env: dict | None = None, timeout
     import httpx
 
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     while time.perf_counter() - started < timeout:
         if process.poll() is not None:
-            raise RuntimeError(f"{command[:4]} exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(
+                f"{command[:4]} exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200:
                 return process, time.perf_counter() - started

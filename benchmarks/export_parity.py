@@ -28,15 +28,19 @@ def untrained_bundle(base: Path, out: Path) -> Path:
     from serving.bundle import Manifest, TaskSpec, save_bundle
     from serving.model import MultiTaskModel
 
-    specs = [TaskSpec("topic", ("a", "b", "c", "d"), "single"), TaskSpec("stance", ("Against", "Favor", "None"), "pair")]
+    specs = [
+        TaskSpec("topic", ("a", "b", "c", "d"), "single"),
+        TaskSpec("stance", ("Against", "Favor", "None"), "pair"),
+    ]
     torch.manual_seed(0)
     encoder = AutoModel.from_pretrained(base, add_pooling_layer=False)
     model = MultiTaskModel(encoder, {s.name: len(s.labels) for s in specs}, pooling="mean")
     with torch.no_grad():
         for head in model.heads.values():
             head.weight.mul_(20)  # random heads are nearly uniform; sharper ones make label flips visible
-    return save_bundle(out, model, AutoTokenizer.from_pretrained(base), Manifest(specs, max_length=128,
-                                                                                base_model=str(base)))
+    return save_bundle(
+        out, model, AutoTokenizer.from_pretrained(base), Manifest(specs, max_length=128, base_model=str(base))
+    )
 
 
 def main() -> int:
@@ -53,7 +57,7 @@ def main() -> int:
     from serving.predictor import Predictor
     from training.cli import main as rasid
 
-    rows = read_rows(args.data)[:args.limit]
+    rows = read_rows(args.data)[: args.limit]
     with tempfile.TemporaryDirectory() as folder:
         bundle = args.model or untrained_bundle(args.base, Path(folder) / "bundle")
         assert rasid(["export", "--model", str(bundle), "--format", "hf", "--out", f"{folder}/hf"]) == 0
@@ -64,22 +68,33 @@ def main() -> int:
         for spec in predictor.manifest.tasks:
             pair = spec.input == "pair"
             usable = [r for r in rows if r.get("target")] if pair else rows
-            mine = predictor.predict([r["text"] for r in usable], targets=[r.get("target") for r in usable] if pair
-                                     else None, tasks=[spec.name])
-            classify = pipeline("text-classification", model=f"{folder}/hf/{spec.name}", device="cpu",
-                                trust_remote_code=predictor.manifest.pooling == "mean")
+            mine = predictor.predict(
+                [r["text"] for r in usable],
+                targets=[r.get("target") for r in usable] if pair else None,
+                tasks=[spec.name],
+            )
+            classify = pipeline(
+                "text-classification",
+                model=f"{folder}/hf/{spec.name}",
+                device="cpu",
+                trust_remote_code=predictor.manifest.pooling == "mean",
+            )
             inputs = [{"text": r["target"], "text_pair": r["text"]} if pair else r["text"] for r in usable]
-            theirs = [{a["label"]: a["score"] for a in answer} for answer in classify(inputs, top_k=None,
-                                                                                       truncation=True)]
+            theirs = [
+                {a["label"]: a["score"] for a in answer} for answer in classify(inputs, top_k=None, truncation=True)
+            ]
             agree = sum(max(t, key=t.get) == m[spec.name]["label"] for t, m in zip(theirs, mine))
             gap = max(abs(t[l] - m[spec.name]["scores"][l]) for t, m in zip(theirs, mine) for l in spec.labels)
             # what an export without the baked normalisation would answer: raw text straight into the tokenizer
-            raw = predictor.probabilities([(r["target"], r["text"]) if pair else (r["text"],) for r in usable],
-                                          [spec.name])[spec.name]
+            raw = predictor.probabilities(
+                [(r["target"], r["text"]) if pair else (r["text"],) for r in usable], [spec.name]
+            )[spec.name]
             unbaked = sum(spec.labels[int(p.argmax())] == m[spec.name]["label"] for p, m in zip(raw, mine))
-            print(f"{spec.name}: pipeline on raw text agrees with rasid on {agree}/{len(usable)} labels "
-                  f"({100 * agree / len(usable):.1f}%; largest score gap {gap:.2e}); without the baked "
-                  f"normalisation {unbaked}/{len(usable)} ({100 * unbaked / len(usable):.1f}%)")
+            print(
+                f"{spec.name}: pipeline on raw text agrees with rasid on {agree}/{len(usable)} labels "
+                f"({100 * agree / len(usable):.1f}%; largest score gap {gap:.2e}); without the baked "
+                f"normalisation {unbaked}/{len(usable)} ({100 * unbaked / len(usable):.1f}%)"
+            )
     return 0
 
 

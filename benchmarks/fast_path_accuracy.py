@@ -36,8 +36,11 @@ def score(predictor, rows: list[dict]) -> tuple[dict[str, float], float]:
     speed = len(rows) / (time.perf_counter() - started)
     f1 = {}
     for spec in predictor.manifest.tasks:
-        pairs = [(r[spec.name], res.predictions[spec.name]["label"]) for r, res in zip(rows, results)
-                 if r.get(spec.name) is not None and spec.name in res.predictions]
+        pairs = [
+            (r[spec.name], res.predictions[spec.name]["label"])
+            for r, res in zip(rows, results)
+            if r.get(spec.name) is not None and spec.name in res.predictions
+        ]
         if pairs:
             gold, predicted = zip(*pairs)
             f1[spec.name] = 100 * classification_metrics(list(gold), list(predicted), list(spec.labels))["macro_f1"]
@@ -65,17 +68,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="labelled rasid JSONL (validation split)")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the two ONNX Runtime paths")
-    parser.add_argument("--paths", help="comma-separated subset of the torch paths, e.g. 'fp32,int8 per row' "
-                        "(fp32 is always run: it is the reference)")
+    parser.add_argument(
+        "--paths",
+        help="comma-separated subset of the torch paths, e.g. 'fp32,int8 per row' "
+        "(fp32 is always run: it is the reference)",
+    )
     args = parser.parse_args()
 
     from serving.bundle import load_bundle
     from serving.predictor import Predictor
 
-    paths = {"fp32": lambda: Predictor.from_bundle(args.model, precision="fp32"),
-             "int8 per row": lambda: Predictor.from_bundle(args.model, precision="int8"),
-             "bf16": lambda: Predictor.from_bundle(args.model, precision="bf16"),
-             "transformers + torch dynamic int8": lambda: Predictor(*load_bundle(args.model), precision="int8")}
+    paths = {
+        "fp32": lambda: Predictor.from_bundle(args.model, precision="fp32"),
+        "int8 per row": lambda: Predictor.from_bundle(args.model, precision="int8"),
+        "bf16": lambda: Predictor.from_bundle(args.model, precision="bf16"),
+        "transformers + torch dynamic int8": lambda: Predictor(*load_bundle(args.model), precision="int8"),
+    }
     if args.paths:
         wanted = {"fp32", *args.paths.split(",")}
         if wanted - set(paths):
@@ -85,9 +93,13 @@ def main() -> None:
     if args.onnx:
         folder = Path(tempfile.mkdtemp(prefix="rasid-bench-onnx-"))
         for name, extra in (("fp32", []), ("int8", ["--int8"])):
-            subprocess.run([*RASID, "export", "--model", str(args.model), "--format", "onnx", "--out",
-                            str(folder / name), *extra], check=True, cwd=REPO, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [*RASID, "export", "--model", str(args.model), "--format", "onnx", "--out", str(folder / name), *extra],
+                check=True,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             paths[f"onnx {name}"] = lambda name=name: Predictor.from_bundle(args.model, onnx=folder / name)
     scores, dependence = {}, {}
     for name, build in paths.items():
@@ -97,9 +109,15 @@ def main() -> None:
     reference = scores["fp32"][0]
     tasks = list(reference)
     print(f"\nmacro-F1 (points) on {len(rows)} rows of {args.data}, {time.strftime('%Y-%m-%d')}")
-    print(table(["path", *tasks, "worst cost", "paragraphs/s", "batch effect", "flips"],
-                [[name, *(f1[t] for t in tasks), max(reference[t] - f1[t] for t in tasks), speed, *dependence[name]]
-                 for name, (f1, speed) in scores.items()]))
+    print(
+        table(
+            ["path", *tasks, "worst cost", "paragraphs/s", "batch effect", "flips"],
+            [
+                [name, *(f1[t] for t in tasks), max(reference[t] - f1[t] for t in tasks), speed, *dependence[name]]
+                for name, (f1, speed) in scores.items()
+            ],
+        )
+    )
     for name in [n for n in ("int8 per row", "bf16") if n in scores]:
         cost = max(reference[t] - scores[name][0][t] for t in tasks)
         verdict = "may be the fast path" if cost <= MAX_COST else "must not be the default"

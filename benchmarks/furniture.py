@@ -132,8 +132,10 @@ def scores(rows: list[tuple[bool, bool, float]]) -> tuple[float, float, int, int
     tp = sum(w for f, g, w in rows if f and g)
     fp = sum(w for f, g, w in rows if f and not g)
     fn = sum(w for f, g, w in rows if g and not f)
-    counts = [sum(1 for f, g, _ in rows if c(f, g)) for c in
-              (lambda f, g: f and g, lambda f, g: f and not g, lambda f, g: g and not f)]
+    counts = [
+        sum(1 for f, g, _ in rows if c(f, g))
+        for c in (lambda f, g: f and g, lambda f, g: f and not g, lambda f, g: g and not f)
+    ]
     return tp / (tp + fp) if tp + fp else float("nan"), tp / (tp + fn) if tp + fn else float("nan"), *counts
 
 
@@ -151,11 +153,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=REPO.parent / "shared/data/unifiedfc_baly2018")
     parser.add_argument("--labels", type=Path, default=REPO / "docs/furniture_labels.tsv")
-    parser.add_argument("--baseline", type=Path, metavar="FILE",
-                        help="also score the is_boilerplate of another version of serving/documents.py (e.g. "
-                             "`git show 3c381f0:serving/documents.py > /tmp/old_documents.py`)")
-    parser.add_argument("--print-sample", action="store_true",
-                        help="print the sampled paragraphs (hash, stratum, text) instead of scoring")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="also score the is_boilerplate of another version of serving/documents.py (e.g. "
+        "`git show 3c381f0:serving/documents.py > /tmp/old_documents.py`)",
+    )
+    parser.add_argument(
+        "--print-sample",
+        action="store_true",
+        help="print the sampled paragraphs (hash, stratum, text) instead of scoring",
+    )
     args = parser.parse_args(argv)
     documents = read_documents(args.source)
     if args.print_sample:
@@ -166,21 +175,31 @@ def main(argv=None) -> int:
     found, population = decisions(documents, set(labels))
     missing = sorted(set(labels) - set(found))
     if missing:
-        raise SystemExit(f"{len(missing)} labelled paragraph(s) are not in {args.source} (first {missing[0]}): "
-                         "is it the same copy of the corpus?")
+        raise SystemExit(
+            f"{len(missing)} labelled paragraph(s) are not in {args.source} (first {missing[0]}): "
+            "is it the same copy of the corpus?"
+        )
     sampled = Counter(stratum for _, stratum in labels.values())
     weight = {s: population[s] / sampled[s] for s in sampled}
     furniture = sum(label == "furniture" for label, _ in labels.values())
-    print(f"{len(documents)} distinct articles; {sum(population.values())} paragraphs in the evaluation half ("
-          + ", ".join(f"{s} {population[s]}" for s in STRATA) + ")")
-    print(f"labelled: {len(labels)} paragraphs, {furniture} furniture and {len(labels) - furniture} content ("
-          + ", ".join(f"{s} {sampled[s]}" for s in STRATA) + ")")
+    print(
+        f"{len(documents)} distinct articles; {sum(population.values())} paragraphs in the evaluation half ("
+        + ", ".join(f"{s} {population[s]}" for s in STRATA)
+        + ")"
+    )
+    print(
+        f"labelled: {len(labels)} paragraphs, {furniture} furniture and {len(labels) - furniture} content ("
+        + ", ".join(f"{s} {sampled[s]}" for s in STRATA)
+        + ")"
+    )
     print("sample: the labelled paragraphs as drawn; population: each stratum weighted by its share of paragraphs")
     print("| rules | sample precision | sample recall | tp | fp | fn | population precision | population recall |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, flagged in (("line rules (furniture_reason)", lambda reason, recurs: reason is not None),
-                          ("recurring lines (recurring_lines)", lambda reason, recurs: recurs),
-                          ("both: what rasid does", lambda reason, recurs: reason is not None or recurs)):
+    for name, flagged in (
+        ("line rules (furniture_reason)", lambda reason, recurs: reason is not None),
+        ("recurring lines (recurring_lines)", lambda reason, recurs: recurs),
+        ("both: what rasid does", lambda reason, recurs: reason is not None or recurs),
+    ):
         rows = [(flagged(*found[d]), label == "furniture", weight[s]) for d, (label, s) in labels.items()]
         p, r, tp, fp, fn = scores([(f, g, 1.0) for f, g, _ in rows])
         wp, wr, *_ = scores(rows)
@@ -191,10 +210,15 @@ def main(argv=None) -> int:
         rows = [(old.is_boilerplate(texts[d]), label == "furniture", weight[s]) for d, (label, s) in labels.items()]
         p, r, tp, fp, fn = scores([(f, g, 1.0) for f, g, _ in rows])
         wp, wr, *_ = scores(rows)
-        print(f"| {args.baseline.name}: is_boilerplate | {p:.3f} | {r:.3f} | {tp} | {fp} | {fn} | {wp:.3f} | {wr:.3f} |")
+        print(
+            f"| {args.baseline.name}: is_boilerplate | {p:.3f} | {r:.3f} | {tp} | {fp} | {fn} | {wp:.3f} | {wr:.3f} |"
+        )
     reasons = Counter(found[d][0] or ("recurring" if found[d][1] else "kept") for d in labels)
-    wrong = Counter(found[d][0] or "recurring" for d, (label, _) in labels.items()
-                    if label == "content" and (found[d][0] or found[d][1]))
+    wrong = Counter(
+        found[d][0] or "recurring"
+        for d, (label, _) in labels.items()
+        if label == "content" and (found[d][0] or found[d][1])
+    )
     print("decisions on the labelled paragraphs: " + ", ".join(f"{r} {n}" for r, n in reasons.most_common()))
     print("content paragraphs dropped, by reason: " + (", ".join(f"{r} {n}" for r, n in wrong.most_common()) or "none"))
     return 0

@@ -60,10 +60,14 @@ def make_body(route: str, texts: list[str], rng: random.Random) -> tuple[str, di
         if rng.random() < 0.5:
             item["target"] = rng.choice(TARGETS)
         return item
+
     if route == "batch":
         return "/v1/classify/batch", {"inputs": [one() for _ in range(8)]}
     if route == "analyze":
-        return "/v1/analyze", {"text": "\n\n".join(rng.sample(texts, min(4, len(texts)))), "target": rng.choice(TARGETS)}
+        return "/v1/analyze", {
+            "text": "\n\n".join(rng.sample(texts, min(4, len(texts)))),
+            "target": rng.choice(TARGETS),
+        }
     return "/v1/classify", one()
 
 
@@ -108,24 +112,48 @@ async def timed_posts(client, stop_at: float, make, latencies: list, statuses: C
 
 def summary(latencies: list[float], statuses: Counter) -> str:
     return "p50 {:.1f} ms  p99 {:.1f} ms  ({} answered; statuses {})".format(
-        1000 * percentile(latencies, 50), 1000 * percentile(latencies, 99), len(latencies),
-        ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())))
+        1000 * percentile(latencies, 50),
+        1000 * percentile(latencies, 99),
+        len(latencies),
+        ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())),
+    )
 
 
 async def fairness(client, args, texts: list[str]) -> None:
     rng = random.Random(0)
     long_article = article(rng, texts, args.article_paragraphs)
-    print(f"fairness: {args.singles} clients posting single paragraphs to /v1/classify, {args.duration:.0f} s per run; "
-          f"the article client posts {args.article_paragraphs}-paragraph articles ({len(long_article):,} characters) "
-          "to /v1/analyze back to back")
+    print(
+        f"fairness: {args.singles} clients posting single paragraphs to /v1/classify, {args.duration:.0f} s per run; "
+        f"the article client posts {args.article_paragraphs}-paragraph articles ({len(long_article):,} characters) "
+        "to /v1/analyze back to back"
+    )
     for with_article in (False, True):
         single_latencies, single_statuses = [], Counter()
         article_latencies, article_statuses = [], Counter()
         stop_at = time.perf_counter() + args.duration
-        singles = [timed_posts(client, stop_at, lambda r=random.Random(k): ("/v1/classify", {"text": r.choice(texts)}),  # noqa: B008  (one RNG per client, bound on purpose)
-                               single_latencies, single_statuses) for k in range(args.singles)]
-        articles = [timed_posts(client, stop_at, lambda: ("/v1/analyze", {"text": long_article}),
-                                article_latencies, article_statuses)] if with_article else []
+        singles = [
+            timed_posts(
+                client,
+                stop_at,
+                lambda r=random.Random(k): ("/v1/classify", {"text": r.choice(texts)}),  # noqa: B008  (one RNG per client, bound on purpose)
+                single_latencies,
+                single_statuses,
+            )
+            for k in range(args.singles)
+        ]
+        articles = (
+            [
+                timed_posts(
+                    client,
+                    stop_at,
+                    lambda: ("/v1/analyze", {"text": long_article}),
+                    article_latencies,
+                    article_statuses,
+                )
+            ]
+            if with_article
+            else []
+        )
         await asyncio.gather(*singles, *articles)
         name = "with the article client   " if with_article else "without the article client"
         print(f"  {name}  single paragraphs: {summary(single_latencies, single_statuses)}")
@@ -141,12 +169,18 @@ async def overload(client, args, texts: list[str]) -> None:
 
     latencies, statuses = [], Counter()
     started = time.perf_counter()
-    await asyncio.gather(*(timed_posts(client, started + args.capacity_seconds, batch, latencies, statuses)
-                           for _ in range(args.concurrency)))
+    await asyncio.gather(
+        *(
+            timed_posts(client, started + args.capacity_seconds, batch, latencies, statuses)
+            for _ in range(args.concurrency)
+        )
+    )
     capacity = len(latencies) / (time.perf_counter() - started)
     rate = args.rate or args.factor * capacity
-    print(f"overload: capacity {capacity:.1f} batch requests/s (8 texts each; {args.concurrency} clients, "
-          f"{args.capacity_seconds:.0f} s, {summary(latencies, statuses)})")
+    print(
+        f"overload: capacity {capacity:.1f} batch requests/s (8 texts each; {args.concurrency} clients, "
+        f"{args.capacity_seconds:.0f} s, {summary(latencies, statuses)})"
+    )
     print(f"  sending {rate:.1f} requests/s open-loop ({rate / capacity:.1f}x this capacity) for {args.duration:.0f} s")
     latencies, statuses, retry_after, pending = [], Counter(), Counter(), []
 
@@ -169,10 +203,15 @@ async def overload(client, args, texts: list[str]) -> None:
         await asyncio.sleep(max(0.0, started + k / rate - time.perf_counter()))
         pending.append(asyncio.create_task(one()))
     await asyncio.gather(*pending)
-    print("  status  " + "  ".join(f"{s}: {statuses.get(s, 0)}" for s in ("200", "429", "504"))
-          + "".join(f"  {s}: {n}" for s, n in sorted(statuses.items()) if s not in ("200", "429", "504")))
-    print(f"  answered (200) p50 {1000 * percentile(latencies, 50):.0f} ms  p99 {1000 * percentile(latencies, 99):.0f} ms;"
-          f" Retry-After of the 429s (s: count): " + ", ".join(f"{s}: {n}" for s, n in sorted(retry_after.items())))
+    print(
+        "  status  "
+        + "  ".join(f"{s}: {statuses.get(s, 0)}" for s in ("200", "429", "504"))
+        + "".join(f"  {s}: {n}" for s, n in sorted(statuses.items()) if s not in ("200", "429", "504"))
+    )
+    print(
+        f"  answered (200) p50 {1000 * percentile(latencies, 50):.0f} ms  p99 {1000 * percentile(latencies, 99):.0f} ms;"
+        f" Retry-After of the 429s (s: count): " + ", ".join(f"{s}: {n}" for s, n in sorted(retry_after.items()))
+    )
 
 
 async def main_async(args) -> int:
@@ -197,15 +236,24 @@ async def main_async(args) -> int:
         latencies, statuses, budget = [], Counter(), {"left": args.max_requests}
         started = time.perf_counter()
         stop_at = started + args.duration
-        await asyncio.gather(*(client_loop(client, args, texts, k, stop_at, budget, latencies, statuses)
-                               for k in range(args.concurrency)))
+        await asyncio.gather(
+            *(
+                client_loop(client, args, texts, k, stop_at, budget, latencies, statuses)
+                for k in range(args.concurrency)
+            )
+        )
         elapsed = time.perf_counter() - started
     total = sum(statuses.values())
     per_request = {"classify": 1, "batch": 8, "analyze": 4}[args.route]
     print(f"route /{args.route}  concurrency {args.concurrency}  {elapsed:.1f} s  {total} requests")
-    print(f"throughput  {total / elapsed:.1f} req/s  ({statuses.get('200', 0) * per_request / elapsed:.1f} texts/s answered)")
-    print("latency ms (200s)  p50 {:.1f}  p95 {:.1f}  p99 {:.1f}".format(
-        *(1000 * percentile(latencies, q) for q in (50, 95, 99))))
+    print(
+        f"throughput  {total / elapsed:.1f} req/s  ({statuses.get('200', 0) * per_request / elapsed:.1f} texts/s answered)"
+    )
+    print(
+        "latency ms (200s)  p50 {:.1f}  p95 {:.1f}  p99 {:.1f}".format(
+            *(1000 * percentile(latencies, q) for q in (50, 95, 99))
+        )
+    )
     print("status  " + "  ".join(f"{status}: {count}" for status, count in sorted(statuses.items())))
     return 0
 
@@ -217,14 +265,21 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds to run (a bound)")
     parser.add_argument("--max-requests", type=int, default=10_000, help="stop after this many requests (a bound)")
     parser.add_argument("--route", choices=["classify", "batch", "analyze"], default="classify")
-    parser.add_argument("--scenario", choices=["route", "fairness", "overload"], default="route",
-                        help="route: --concurrency clients on --route; fairness and overload: see above")
+    parser.add_argument(
+        "--scenario",
+        choices=["route", "fairness", "overload"],
+        default="route",
+        help="route: --concurrency clients on --route; fairness and overload: see above",
+    )
     parser.add_argument("--singles", type=int, default=8, help="fairness: single-paragraph clients")
     parser.add_argument("--article-paragraphs", type=int, default=300, help="fairness: lines per long article")
     parser.add_argument("--factor", type=float, default=4.0, help="overload: request rate as a multiple of capacity")
     parser.add_argument("--capacity-seconds", type=float, default=5.0, help="overload: length of the capacity run")
-    parser.add_argument("--rate", type=float, help="overload: requests/s to send instead of --factor x capacity "
-                                                   "(the same offered load for two servers)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="overload: requests/s to send instead of --factor x capacity (the same offered load for two servers)",
+    )
     parser.add_argument("--texts", help="a UTF-8 file, one text per line (default: built-in sentences)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-request client timeout, seconds")
     parser.add_argument("--api-key", default=os.environ.get("RASID_API_KEY"), help="default: $RASID_API_KEY")

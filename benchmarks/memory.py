@@ -15,8 +15,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import (RASID, add_anchor_options, anchor_checkpoints, free_port, peak_rss_mb,  # noqa: E402
-                               read_rows, start_server, stop, table)
+from benchmarks.common import (  # noqa: E402
+    RASID,
+    add_anchor_options,
+    anchor_checkpoints,
+    free_port,
+    peak_rss_mb,
+    read_rows,
+    start_server,
+    stop,
+    table,
+)
 
 
 def measure(command, port: int, env: dict, bodies: list[dict]) -> tuple[float, float]:
@@ -40,20 +49,38 @@ def main() -> None:
     parser.add_argument("--serve-args", default="", help="extra `rasid serve` arguments")
     args = parser.parse_args()
 
-    bodies = [{"text": r["text"], "target": r.get("target"), "tasks": ["topic", "stance"] if r.get("target") else ["topic"]}
-              for r in read_rows(args.data, args.requests)]
+    bodies = [
+        {"text": r["text"], "target": r.get("target"), "tasks": ["topic", "stance"] if r.get("target") else ["topic"]}
+        for r in read_rows(args.data, args.requests)
+    ]
     hf_dir = anchor_checkpoints(args)
     rows = []
     for name, command in (
-            ("rasid serve", lambda p: [*RASID, "serve", "--model", str(args.model), "--port", str(p),
-                                       *shlex.split(args.serve_args)]),
-            ("anchor (pipelines)", lambda p: [sys.executable, "-m", "uvicorn", "benchmarks.anchor_app:app",
-                                              "--port", str(p), "--log-level", "warning"])):
+        (
+            "rasid serve",
+            lambda p: [*RASID, "serve", "--model", str(args.model), "--port", str(p), *shlex.split(args.serve_args)],
+        ),
+        (
+            "anchor (pipelines)",
+            lambda p: [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "benchmarks.anchor_app:app",
+                "--port",
+                str(p),
+                "--log-level",
+                "warning",
+            ],
+        ),
+    ):
         port = free_port()
         ready_s, rss = measure(command(port), port, {"ANCHOR_MODELS": str(hf_dir)}, bodies)
         rows.append([name, rss, ready_s])
     rows = [[*row, row[1] / rows[1][1]] for row in rows]
-    print(f"\nmemory, {len(bodies)} requests after ready, {time.strftime('%Y-%m-%d')} (goals: RSS <= 700 MB, ready <= 10 s)")
+    print(
+        f"\nmemory, {len(bodies)} requests after ready, {time.strftime('%Y-%m-%d')} (goals: RSS <= 700 MB, ready <= 10 s)"
+    )
     print(table(["server", "peak RSS MB", "cold start to /readyz s", "RSS ratio to anchor"], rows))
 
 

@@ -25,8 +25,10 @@ CASES = {"one thread loads and runs the model": False, "a second thread has run 
 def measure(model: Path, data: Path, paragraphs: int, second_thread: bool) -> float:
     from serving.predictor import Item, Predictor
 
-    calls = [([Item(r["text"], r.get("target"))], ["topic", "stance"] if r.get("target") else ["topic"])
-             for r in read_rows(data, paragraphs)]
+    calls = [
+        ([Item(r["text"], r.get("target"))], ["topic", "stance"] if r.get("target") else ["topic"])
+        for r in read_rows(data, paragraphs)
+    ]
 
     def run_all(predictor) -> float:
         started = time.perf_counter()
@@ -54,11 +56,27 @@ def main() -> None:
         return
     rows = []
     for name, second in CASES.items():
-        out = subprocess.run([sys.executable, __file__, "--model", str(args.model), "--data", str(args.data),
-                              "--paragraphs", str(args.paragraphs), "--second-thread", str(int(second))],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model",
+                str(args.model),
+                "--data",
+                str(args.data),
+                "--paragraphs",
+                str(args.paragraphs),
+                "--second-thread",
+                str(int(second)),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         rows.append([name, json.loads(out.strip().splitlines()[-1])])
-    print(f"\nms per lone paragraph in the model thread, {args.paragraphs} from {args.data}, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"\nms per lone paragraph in the model thread, {args.paragraphs} from {args.data}, {time.strftime('%Y-%m-%d')}"
+    )
     print(table(["case", "ms per paragraph"], rows))
 
 

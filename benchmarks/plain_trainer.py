@@ -38,15 +38,26 @@ def score_set(name: str, task: str, data: Path, base: str, seed: int, epochs: fl
         columns = {"text": [r.text for r in rows], "label": [labels.index(r.labels[task]) for r in rows]}
         if task in PAIR:
             columns["target"] = [r.target for r in rows]
-        encode = (lambda b: tokenizer(b["target"], b["text"], truncation=True, max_length=max_length)) if task in PAIR \
+        encode = (
+            (lambda b: tokenizer(b["target"], b["text"], truncation=True, max_length=max_length))
+            if task in PAIR
             else (lambda b: tokenizer(b["text"], truncation=True, max_length=max_length))
+        )
         return Dataset.from_dict(columns).map(encode, batched=True)
 
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
     with tempfile.TemporaryDirectory() as folder:
-        args = TrainingArguments(output_dir=folder, num_train_epochs=epochs, learning_rate=3e-5,
-                                 per_device_train_batch_size=16, per_device_eval_batch_size=64, seed=seed,
-                                 report_to="none", save_strategy="no", use_cpu=True)
+        args = TrainingArguments(
+            output_dir=folder,
+            num_train_epochs=epochs,
+            learning_rate=3e-5,
+            per_device_train_batch_size=16,
+            per_device_eval_batch_size=64,
+            seed=seed,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=True,
+        )
         trainer = Trainer(model=model, args=args, train_dataset=dataset(train), processing_class=tokenizer)
         trainer.train()
         predicted = np.asarray(trainer.predict(dataset(val)).predictions).argmax(1)
@@ -66,8 +77,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     epochs, max_length = (1.0, 96) if args.proxy else (2.0, 128)
-    scores = {name: score_set(name, SETS[name], args.data, args.base, args.seed, epochs, max_length)
-              for name in args.sets}
+    scores = {
+        name: score_set(name, SETS[name], args.data, args.base, args.seed, epochs, max_length) for name in args.sets
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(scores, indent=2))
     print(json.dumps(scores, indent=2))

@@ -28,7 +28,7 @@ def measure(model: Path, data: Path, precision: str) -> dict[int, float]:
     items = [Item(r["text"], r.get("target")) for r in read_rows(data) if r.get("target")]
     speeds = {}
     for size, calls in CALLS.items():
-        chunks = [items[k * size:(k + 1) * size] for k in range(calls)]
+        chunks = [items[k * size : (k + 1) * size] for k in range(calls)]
         for chunk in chunks[:3]:  # warm-up
             predictor.predict_items(chunk, ["topic", "stance"])
         started = time.perf_counter()
@@ -50,8 +50,12 @@ def main() -> None:
         return
     rows = []
     for precision in args.precisions.split(","):
-        out = subprocess.run([sys.executable, __file__, "--model", str(args.model), "--data", str(args.data),
-                              "--one", precision], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--model", str(args.model), "--data", str(args.data), "--one", precision],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         speeds = json.loads(out.strip().splitlines()[-1])
         rows.append([precision, *(speeds[str(size)] for size in CALLS)])
     print(f"\nparagraphs/s, topic + stance, {args.data}, {time.strftime('%Y-%m-%d')}")

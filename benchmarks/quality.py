@@ -36,8 +36,10 @@ SETS = {
 }
 TRAIN_SETS = ["mawqif", "asnd", "ans", "austr", "baly"]
 # make's recipe (Makefile TRAIN_OPTIONS for PRESET=full); --proxy shortens it for screening
-RECIPE = ("--tasks topic,stance,claim,news_claim,sentiment,sarcasm --epochs 2 --max-length 128 --batch-size 16 "
-          "--lr 5e-5 --freeze-embeddings --freeze-layers 3")
+RECIPE = (
+    "--tasks topic,stance,claim,news_claim,sentiment,sarcasm --epochs 2 --max-length 128 --batch-size 16 "
+    "--lr 5e-5 --freeze-embeddings --freeze-layers 3"
+)
 PROXY = "--epochs 1 --max-length 96"
 
 
@@ -55,8 +57,20 @@ def evaluate(model: Path, data: Path, out: Path, fusion: bool) -> dict[str, floa
     scores = {}
     for name, (task, metric, documents) in SETS.items():
         report = out / name
-        command = [*RASID, "evaluate", "--model", model, "--data", data / f"{name}.val.jsonl", "--tasks", task,
-                   "--report", report, *(["--documents"] if documents else []), *([] if fusion else ["--no-fusion"])]
+        command = [
+            *RASID,
+            "evaluate",
+            "--model",
+            model,
+            "--data",
+            data / f"{name}.val.jsonl",
+            "--tasks",
+            task,
+            "--report",
+            report,
+            *(["--documents"] if documents else []),
+            *([] if fusion else ["--no-fusion"]),
+        ]
         run(command)
         scores[name] = metric_of(report, task, metric)
     return scores
@@ -70,8 +84,20 @@ def baseline(data: Path, out: Path) -> dict[str, float]:
     for name, (task, metric, _) in SETS.items():
         report = out / "baseline" / name
         # whole articles too: the n-gram baseline reads each article as one text, its strongest form
-        run([*RASID, "baseline", "--train", data / f"{name}.train.jsonl", "--data", data / f"{name}.val.jsonl",
-             "--tasks", task, "--report", report])
+        run(
+            [
+                *RASID,
+                "baseline",
+                "--train",
+                data / f"{name}.train.jsonl",
+                "--data",
+                data / f"{name}.val.jsonl",
+                "--tasks",
+                task,
+                "--report",
+                report,
+            ]
+        )
         scores[name] = metric_of(report, task, metric, model="baseline")
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(scores, indent=2))
@@ -102,13 +128,39 @@ def main() -> int:
     for seed in args.seeds:
         model = Path("models") / "quality" / f"{name}-{seed}"
         start = time.monotonic()
-        run([*RASID, "train", "--data", *[args.data / f"{s}.train.jsonl" for s in TRAIN_SETS],
-             "--val-data", *[args.data / f"{s}.val.jsonl" for s in TRAIN_SETS], "--out", model,
-             "--seed", str(seed), "--no-int8-check", *recipe])
+        run(
+            [
+                *RASID,
+                "train",
+                "--data",
+                *[args.data / f"{s}.train.jsonl" for s in TRAIN_SETS],
+                "--val-data",
+                *[args.data / f"{s}.val.jsonl" for s in TRAIN_SETS],
+                "--out",
+                model,
+                "--seed",
+                str(seed),
+                "--no-int8-check",
+                *recipe,
+            ]
+        )
         seconds = time.monotonic() - start
         if "--no-fusion" not in recipe:
-            run([*RASID, "fuse", "--documents", "--model", model, "--data", args.data / "baly_articles.train.jsonl",
-                 "--val-data", args.data / "baly_articles.val.jsonl", "--tasks", "news_claim"])
+            run(
+                [
+                    *RASID,
+                    "fuse",
+                    "--documents",
+                    "--model",
+                    model,
+                    "--data",
+                    args.data / "baly_articles.train.jsonl",
+                    "--val-data",
+                    args.data / "baly_articles.val.jsonl",
+                    "--tasks",
+                    "news_claim",
+                ]
+            )
         fused = evaluate(model, args.data, out / str(seed) / "fused", fusion=True)
         # the article verdict was fitted on these validation articles: its honest score is the cross-fitted one
         documents = json.loads((model / "rasid.json").read_text())["metrics"].get("documents", {})
@@ -118,8 +170,19 @@ def main() -> int:
         results["runs"].append({"seed": seed, "train_seconds": seconds, "fused": fused, "encoder": alone})
         if args.plain:
             plain = out / str(seed) / "plain.json"
-            run([sys.executable, "benchmarks/plain_trainer.py", "--data", args.data, "--seed", str(seed),
-                 "--out", plain, *(["--proxy"] if args.proxy else [])])
+            run(
+                [
+                    sys.executable,
+                    "benchmarks/plain_trainer.py",
+                    "--data",
+                    args.data,
+                    "--seed",
+                    str(seed),
+                    "--out",
+                    plain,
+                    *(["--proxy"] if args.proxy else []),
+                ]
+            )
             results["runs"][-1]["plain"] = json.loads(plain.read_text())
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -131,15 +194,19 @@ def main() -> int:
 
 def print_table(results: dict) -> None:
     runs = results["runs"]
-    print(f"\nrecipe: {' '.join(results['recipe'])}; seeds {results['seeds']}; "
-          f"training {summary([r['train_seconds'] for r in runs])} s per seed")
+    print(
+        f"\nrecipe: {' '.join(results['recipe'])}; seeds {results['seeds']}; "
+        f"training {summary([r['train_seconds'] for r in runs])} s per seed"
+    )
     print("| validation set | metric | rasid (fused) | encoder alone | TF-IDF + LR | plain Trainer |")
     print("|---|---|---|---|---|---|")
     for name, (_, metric, _) in SETS.items():
         plain = [r["plain"][name] for r in runs if name in r.get("plain", {})]
-        print(f"| {name} | {'StanceEval' if metric == 'stanceeval' else 'macro-F1'} | "
-              f"{summary([r['fused'][name] for r in runs])} | {summary([r['encoder'][name] for r in runs])} | "
-              f"{results['baseline'][name]:.1f} | {summary(plain)} |")
+        print(
+            f"| {name} | {'StanceEval' if metric == 'stanceeval' else 'macro-F1'} | "
+            f"{summary([r['fused'][name] for r in runs])} | {summary([r['encoder'][name] for r in runs])} | "
+            f"{results['baseline'][name]:.1f} | {summary(plain)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ from benchmarks.threads import build_tiny_bundle, clean_env, sample_input  # noq
 
 def wall(command: list[str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+    done = subprocess.run(
+        command, cwd=REPO, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     if done.returncode:
         raise RuntimeError(f"{' '.join(command[:6])} ... failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - started
@@ -55,7 +56,7 @@ def agreement(local: list[dict], ray: list[dict]) -> tuple[int, int, float]:
             if key.endswith(".label") and row[key] is not None:
                 compared += 1
                 same += row[key] == other[key]
-                score = key[:-len(".label")] + ".score"
+                score = key[: -len(".label")] + ".score"
                 worst = max(worst, abs(row[score] - other[score]))
     return same, compared, worst
 
@@ -70,16 +71,38 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="rasid-bench-ray-"))
     model = args.model or build_tiny_bundle(scratch)
-    inputs = {1: sample_input(scratch / "one.jsonl", 1, args.data),
-              args.rows: sample_input(scratch / "many.jsonl", args.rows, args.data)}
-    print(f"bundle {model}; {args.rows} rows; {len(os.sched_getaffinity(0))} CPUs; Ray workers {args.workers}",
-          flush=True)
+    inputs = {
+        1: sample_input(scratch / "one.jsonl", 1, args.data),
+        args.rows: sample_input(scratch / "many.jsonl", args.rows, args.data),
+    }
+    print(
+        f"bundle {model}; {args.rows} rows; {len(os.sched_getaffinity(0))} CPUs; Ray workers {args.workers}", flush=True
+    )
     engines = {
-        "single process": lambda source, out: [*RASID, "predict", "--model", str(model), "--input", str(source),
-                                               "--output", str(out / "out.parquet")],
+        "single process": lambda source, out: [
+            *RASID,
+            "predict",
+            "--model",
+            str(model),
+            "--input",
+            str(source),
+            "--output",
+            str(out / "out.parquet"),
+        ],
         f"ray, {args.workers} workers": lambda source, out: [
-            *RASID, "predict", "--model", str(model), "--input", str(source), "--output", str(out / "shards"),
-            "--engine", "ray", "--workers", str(args.workers)],
+            *RASID,
+            "predict",
+            "--model",
+            str(model),
+            "--input",
+            str(source),
+            "--output",
+            str(out / "shards"),
+            "--engine",
+            "ray",
+            "--workers",
+            str(args.workers),
+        ],
     }
     walls, outputs = {}, {}
     for name, command in engines.items():
@@ -97,13 +120,17 @@ def main() -> None:
     print()
     print(table(["engine", "1 row, s", f"{args.rows} rows, s", "end-to-end rows/s", "steady rows/s"], lines))
     single, ray = list(engines)
-    print(f"ray / single process: steady {speeds[ray] / speeds[single]:.2f}x, end-to-end "
-          f"{walls[(single, args.rows)] / walls[(ray, args.rows)]:.2f}x")
+    print(
+        f"ray / single process: steady {speeds[ray] / speeds[single]:.2f}x, end-to-end "
+        f"{walls[(single, args.rows)] / walls[(ray, args.rows)]:.2f}x"
+    )
     local_rows = read_output(outputs[(single, args.rows)] / "out.parquet")
     ray_rows = read_output(outputs[(ray, args.rows)] / "shards")
     same, compared, worst = agreement(local_rows, ray_rows)
-    print(f"labels: {same} of {compared} agree ({100 * same / max(compared, 1):.2f}%), rows {len(local_rows)} vs "
-          f"{len(ray_rows)}, largest score difference {worst:.2e}")
+    print(
+        f"labels: {same} of {compared} agree ({100 * same / max(compared, 1):.2f}%), rows {len(local_rows)} vs "
+        f"{len(ray_rows)}, largest score difference {worst:.2e}"
+    )
 
 
 if __name__ == "__main__":

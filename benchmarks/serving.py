@@ -17,8 +17,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import (RASID, add_anchor_options, anchor_checkpoints, free_port, percentile,  # noqa: E402
-                               read_rows, start_server, stop, table)
+from benchmarks.common import (  # noqa: E402
+    RASID,
+    add_anchor_options,
+    anchor_checkpoints,
+    free_port,
+    percentile,
+    read_rows,
+    start_server,
+    stop,
+    table,
+)
 
 
 async def load(port: int, bodies: list[dict], clients: int, seconds: float, requests: int) -> dict:
@@ -44,8 +53,13 @@ async def load(port: int, bodies: list[dict], clients: int, seconds: float, requ
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - started
-    return {"paragraphs_s": len(latencies) / elapsed, "p50_ms": 1000 * percentile(latencies, 50),
-            "p99_ms": 1000 * percentile(latencies, 99), "ok": len(latencies), "errors": errors}
+    return {
+        "paragraphs_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p99_ms": 1000 * percentile(latencies, 99),
+        "ok": len(latencies),
+        "errors": errors,
+    }
 
 
 async def client_warmup(http, port: int, body: dict) -> None:
@@ -63,19 +77,41 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="at most, per server and concurrency")
     parser.add_argument("--tasks", default="topic,stance")
     parser.add_argument("--serve-args", default="", help="extra `rasid serve` arguments, e.g. '--no-fast'")
-    parser.add_argument("--rounds", type=int, default=1, help="rasid and anchor take turns this many times; "
-                        "the table gives the median round (this machine's speed drifts between minutes)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rasid and anchor take turns this many times; "
+        "the table gives the median round (this machine's speed drifts between minutes)",
+    )
     args = parser.parse_args()
 
     tasks = args.tasks.split(",")
-    bodies = [{"text": r["text"], "target": r.get("target"),
-               "tasks": [t for t in tasks if t == "topic" or r.get("target")]} for r in read_rows(args.data)]
+    bodies = [
+        {"text": r["text"], "target": r.get("target"), "tasks": [t for t in tasks if t == "topic" or r.get("target")]}
+        for r in read_rows(args.data)
+    ]
     hf_dir = anchor_checkpoints(args)
     servers = {
-        "rasid": lambda port: [*RASID, "serve", "--model", str(args.model), "--port", str(port),
-                               *shlex.split(args.serve_args)],
-        "anchor": lambda port: [sys.executable, "-m", "uvicorn", "benchmarks.anchor_app:app", "--port", str(port),
-                                "--log-level", "warning"],
+        "rasid": lambda port: [
+            *RASID,
+            "serve",
+            "--model",
+            str(args.model),
+            "--port",
+            str(port),
+            *shlex.split(args.serve_args),
+        ],
+        "anchor": lambda port: [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchmarks.anchor_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
     }
     results = {}  # (server, clients) -> one result per round
     for round_ in range(args.rounds):
@@ -96,12 +132,39 @@ def main() -> None:
         ratio, k = ratios[len(ratios) // 2]  # the median round, reported whole
         r, a = rounds[k]
         spread = f"{ratios[0][0]:.2f}-{ratios[-1][0]:.2f}"
-        rows.append([clients, r["paragraphs_s"], a["paragraphs_s"], ratio, spread, r["p50_ms"], a["p50_ms"],
-                     r["p99_ms"], a["p99_ms"], sum(x["errors"] + y["errors"] for x, y in rounds)])
+        rows.append(
+            [
+                clients,
+                r["paragraphs_s"],
+                a["paragraphs_s"],
+                ratio,
+                spread,
+                r["p50_ms"],
+                a["p50_ms"],
+                r["p99_ms"],
+                a["p99_ms"],
+                sum(x["errors"] + y["errors"] for x, y in rounds),
+            ]
+        )
     print(f"\nserving, tasks {tasks}, {len(bodies)} paragraphs from {args.data}, {time.strftime('%Y-%m-%d')}")
     print(f"median of {args.rounds} round(s); 'ratios' is the range over rounds")
-    print(table(["clients", "rasid para/s", "anchor para/s", "ratio", "ratios", "rasid p50 ms", "anchor p50 ms",
-                 "rasid p99 ms", "anchor p99 ms", "errors"], rows))
+    print(
+        table(
+            [
+                "clients",
+                "rasid para/s",
+                "anchor para/s",
+                "ratio",
+                "ratios",
+                "rasid p50 ms",
+                "anchor p50 ms",
+                "rasid p99 ms",
+                "anchor p99 ms",
+                "errors",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

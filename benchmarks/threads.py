@@ -34,10 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import RASID, free_port, start_server, stop, table  # noqa: E402
 
-BUSY_TORCH = ("import torch\n"
-              "a = torch.randn(512, 512)\n"
-              "while True:\n"
-              "    a = torch.tanh(a @ a)\n")
+BUSY_TORCH = "import torch\na = torch.randn(512, 512)\nwhile True:\n    a = torch.tanh(a @ a)\n"
 RULES = ("rule", "old")
 CONDITIONS = ("alone", "beside busy torch", "taskset -c 0")
 
@@ -49,8 +46,18 @@ def build_tiny_bundle(folder: Path) -> Path:
 
     base = build_tiny_base(folder / "base")
     data = write_jsonl(folder / "samples.jsonl", sample_rows())
-    train(TrainConfig(data=[data], out=folder / "bundle", base=str(base), epochs=2, batch_size=8,
-                      val_fraction=0.25, lr=1e-3, max_length=64))
+    train(
+        TrainConfig(
+            data=[data],
+            out=folder / "bundle",
+            base=str(base),
+            epochs=2,
+            batch_size=8,
+            val_fraction=0.25,
+            lr=1e-3,
+            max_length=64,
+        )
+    )
     return folder / "bundle"
 
 
@@ -65,8 +72,13 @@ def sample_input(path: Path, rows: int, data: Path | None = None) -> Path:
     with open(path, "w", encoding="utf-8") as handle:
         for k in range(rows):
             row = source[(k * 5) % len(source)]
-            handle.write(json.dumps({"id": k, "text": row["text"], **({"target": row["target"]} if row.get("target")
-                                                                        else {})}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {"id": k, "text": row["text"], **({"target": row["target"]} if row.get("target") else {})},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return path
 
 
@@ -96,8 +108,12 @@ class BusyTorch:
 
     def __enter__(self):
         if self.active:
-            self.process = subprocess.Popen([sys.executable, "-c", BUSY_TORCH], env=clean_env(),
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", BUSY_TORCH],
+                env=clean_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(3.0)  # torch imported and its threads busy
         return self
 
@@ -109,11 +125,13 @@ class BusyTorch:
 
 def predict_wall(model: Path, source: Path, rule: str, condition: str) -> float:
     out = Path(tempfile.mkdtemp(prefix="rasid-bench-threads-")) / "out.jsonl"
-    command = rasid_command(rule, condition, "predict", "--model", str(model), "--input", str(source),
-                            "--output", str(out))
+    command = rasid_command(
+        rule, condition, "predict", "--model", str(model), "--input", str(source), "--output", str(out)
+    )
     started = time.perf_counter()
-    subprocess.run(command, cwd=REPO, env=rasid_env(rule), check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command, cwd=REPO, env=rasid_env(rule), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - started
 
 
@@ -152,8 +170,12 @@ async def load(port: int, bodies: list[dict], clients: int, seconds: float) -> d
         started = time.perf_counter()
         await asyncio.gather(*(client(http, started + seconds, n) for n in range(clients)))
         elapsed = time.perf_counter() - started
-    return {"paragraphs_s": len(latencies) / elapsed, "p50_ms": 1000 * percentile(latencies, 50), "ok": len(latencies),
-            "errors": errors}
+    return {
+        "paragraphs_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "ok": len(latencies),
+        "errors": errors,
+    }
 
 
 def serve_speed(model: Path, bodies: list[dict], seconds: float, rule: str, condition: str) -> dict:
@@ -186,8 +208,11 @@ def main() -> None:
     model = args.model or build_tiny_bundle(scratch)
     one = sample_input(scratch / "one.jsonl", 1, args.data)
     many = sample_input(scratch / "many.jsonl", args.rows, args.data)
-    print(f"bundle {model}; {args.rows} rows; os.cpu_count() = {os.cpu_count()}, "
-          f"affinity {len(os.sched_getaffinity(0))} CPUs", flush=True)
+    print(
+        f"bundle {model}; {args.rows} rows; os.cpu_count() = {os.cpu_count()}, "
+        f"affinity {len(os.sched_getaffinity(0))} CPUs",
+        flush=True,
+    )
 
     speeds = {}
     for condition in CONDITIONS if args.predict else ():
@@ -201,8 +226,11 @@ def main() -> None:
                 result = serve_speed(model, bodies, args.seconds, rule, condition)
                 speeds[("serve", rule, condition)] = result["paragraphs_s"]
                 speeds[("serve p50", rule, condition)] = result["p50_ms"]
-                print(f"serve   {rule:4} {condition:18} {result['paragraphs_s']:8.1f} req/s, p50 "
-                      f"{result['p50_ms']:.1f} ms, {result['ok']} answered, {result['errors']} errors", flush=True)
+                print(
+                    f"serve   {rule:4} {condition:18} {result['paragraphs_s']:8.1f} req/s, p50 "
+                    f"{result['p50_ms']:.1f} ms, {result['ok']} answered, {result['errors']} errors",
+                    flush=True,
+                )
 
     measured = [what for what, wanted in (("predict", args.predict), ("serve", args.serve)) if wanted]
     rows = []
@@ -213,8 +241,16 @@ def main() -> None:
             for condition in CONDITIONS:
                 speed = speeds[(what, rule, condition)]
                 p50 = speeds.get(("serve p50", rule, condition))
-                rows.append([what, rule, condition, f"{speed:.1f} {unit}",
-                             "" if p50 is None else f"{p50:.1f}", f"{alone / speed:.2f}x"])
+                rows.append(
+                    [
+                        what,
+                        rule,
+                        condition,
+                        f"{speed:.1f} {unit}",
+                        "" if p50 is None else f"{p50:.1f}",
+                        f"{alone / speed:.2f}x",
+                    ]
+                )
     print()
     print(table(["command", "threads", "condition", "speed", "p50 ms", "slowdown vs alone"], rows))
     for what in measured:

@@ -27,8 +27,15 @@ def resize(folder: Path, hidden: int, layers: int, max_length: int) -> None:
 
     config = BertConfig.from_pretrained(folder)
     torch.manual_seed(0)
-    config.update({"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": max(1, hidden // 64),
-                   "intermediate_size": 4 * hidden, "max_position_embeddings": max(128, max_length + 2)})
+    config.update(
+        {
+            "hidden_size": hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": max(1, hidden // 64),
+            "intermediate_size": 4 * hidden,
+            "max_position_embeddings": max(128, max_length + 2),
+        }
+    )
     BertModel(config, add_pooling_layer=False).save_pretrained(folder)
 
 
@@ -47,8 +54,18 @@ def main(argv=None) -> int:
         if (args.hidden, args.layers) != (32, 2):
             resize(Path(scratch) / "base", args.hidden, args.layers, args.max_length)
         data = write_jsonl(Path(scratch) / "samples.jsonl", sample_rows())
-        train(TrainConfig(data=[data], out=args.out, base=str(base), epochs=2, batch_size=8, val_fraction=0.25,
-                          lr=1e-3, max_length=args.max_length))
+        train(
+            TrainConfig(
+                data=[data],
+                out=args.out,
+                base=str(base),
+                epochs=2,
+                batch_size=8,
+                val_fraction=0.25,
+                lr=1e-3,
+                max_length=args.max_length,
+            )
+        )
     print(f"tiny bundle written to {args.out}")
     return 0
 

@@ -43,9 +43,24 @@ def rasid_train(args, flags: str, out: Path) -> tuple[float, dict]:
         def on_step_end(self, *_, **__):
             self.seconds = time.perf_counter() - self.started
 
-    argv = ["train", "--data", str(args.data), "--val-data", str(args.val_data), "--out", str(out), "--base",
-            str(args.base), "--max-steps", str(args.steps), "--batch-size", str(BATCH), "--max-length", str(MAX_LENGTH),
-            *shlex.split(flags)]
+    argv = [
+        "train",
+        "--data",
+        str(args.data),
+        "--val-data",
+        str(args.val_data),
+        "--out",
+        str(out),
+        "--base",
+        str(args.base),
+        "--max-steps",
+        str(args.steps),
+        "--batch-size",
+        str(BATCH),
+        "--max-length",
+        str(MAX_LENGTH),
+        *shlex.split(flags),
+    ]
     parsed = build_parser().parse_args(argv)
     names = set(TrainConfig.__dataclass_fields__)
     values = {k: v for k, v in vars(parsed).items() if k in names}
@@ -77,14 +92,29 @@ def anchor_train(args, task: str, out: Path) -> tuple[float, float]:
         return tokenizer(*texts, truncation=True, max_length=MAX_LENGTH)
 
     def dataset(items):
-        return Dataset.from_dict({"text": [r["text"] for r in items], "target": [r.get("target") or "" for r in items],
-                                  "label": [labels.index(r[task]) if r[task] in labels else 0 for r in items]}
-                                 ).map(encode, batched=True)
+        return Dataset.from_dict(
+            {
+                "text": [r["text"] for r in items],
+                "target": [r.get("target") or "" for r in items],
+                "label": [labels.index(r[task]) if r[task] in labels else 0 for r in items],
+            }
+        ).map(encode, batched=True)
 
     model = AutoModelForSequenceClassification.from_pretrained(args.base, num_labels=len(labels))
-    trainer = Trainer(model=model, processing_class=tokenizer, train_dataset=dataset(train_rows),
-                      args=TrainingArguments(output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=BATCH,
-                                             learning_rate=3e-5, save_strategy="no", report_to=[], use_cpu=True))
+    trainer = Trainer(
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=dataset(train_rows),
+        args=TrainingArguments(
+            output_dir=str(out),
+            max_steps=args.steps,
+            per_device_train_batch_size=BATCH,
+            learning_rate=3e-5,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+        ),
+    )
     runtime = trainer.train().metrics["train_runtime"]
     predicted = np.asarray(trainer.predict(dataset(val_rows)).predictions).argmax(1)
     f1 = classification_metrics([r[task] for r in val_rows], [labels[p] for p in predicted], labels)["macro_f1"]
@@ -97,8 +127,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--val-data", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--rasid-args", action="append", help="extra `rasid train` flags, e.g. '--bf16 "
-                        "--freeze-embeddings'; repeat to compare recipes in one run")
+    parser.add_argument(
+        "--rasid-args",
+        action="append",
+        help="extra `rasid train` flags, e.g. '--bf16 --freeze-embeddings'; repeat to compare recipes in one run",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="rasid-bench-train-"))
@@ -108,8 +141,10 @@ def main() -> None:
     anchor = {task: anchor_train(args, task, work / f"anchor-{task}") for task in tasks}
     anchor_speed = sum(args.steps * BATCH for _ in anchor) / sum(args.steps * BATCH / s for s, _ in anchor.values())
     print(f"\ntraining, {args.steps} steps of {BATCH}, base {args.base}, {time.strftime('%Y-%m-%d')}")
-    rows = [[f"rasid train '{flags}'", speed, speed / anchor_speed, *(f1.get(t) for t in tasks)]
-            for flags, (speed, f1) in rasid.items()]
+    rows = [
+        [f"rasid train '{flags}'", speed, speed / anchor_speed, *(f1.get(t) for t in tasks)]
+        for flags, (speed, f1) in rasid.items()
+    ]
     rows.append(["anchor: Trainer fp32, one model per task", anchor_speed, 1.0, *(f for _, f in anchor.values())])
     print(table(["run", "sequences/s", "ratio to anchor", *(f"{t} macro-F1" for t in tasks)], rows))
 

@@ -39,19 +39,36 @@ def chunks(rows, size: int, skip: int = 0):
         yield chunk
 
 
-def predict_chunk(predictor, rows, tasks, documents: bool, abstain_below: float | None,
-                  abstain_unseen_targets: bool = False, recurring: frozenset[str] | None = None) -> list[dict]:
+def predict_chunk(
+    predictor,
+    rows,
+    tasks,
+    documents: bool,
+    abstain_below: float | None,
+    abstain_unseen_targets: bool = False,
+    recurring: frozenset[str] | None = None,
+) -> list[dict]:
     """The result of each row ({predictions, truncated, skipped_tasks}, plus the document fields), in order."""
     if documents:
         from serving.documents import analyze_documents
 
-        return analyze_documents(predictor, [r.text for r in rows], [r.target for r in rows], tasks, abstain_below,
-                                 abstain_unseen_targets=abstain_unseen_targets, recurring=recurring)
+        return analyze_documents(
+            predictor,
+            [r.text for r in rows],
+            [r.target for r in rows],
+            tasks,
+            abstain_below,
+            abstain_unseen_targets=abstain_unseen_targets,
+            recurring=recurring,
+        )
     from serving.predictor import Item
 
-    return [{"predictions": r.predictions, "truncated": r.truncated, "skipped_tasks": r.skipped_tasks}
-            for r in predictor.predict_items([Item(r.text, r.target) for r in rows], tasks, abstain_below,
-                                             abstain_unseen_targets=abstain_unseen_targets)]
+    return [
+        {"predictions": r.predictions, "truncated": r.truncated, "skipped_tasks": r.skipped_tasks}
+        for r in predictor.predict_items(
+            [Item(r.text, r.target) for r in rows], tasks, abstain_below, abstain_unseen_targets=abstain_unseen_targets
+        )
+    ]
 
 
 def output_line(record: dict, result: dict, keep_text: bool) -> dict:
@@ -94,8 +111,11 @@ def result_schema(manifest, tasks: list[str], documents: bool):
     fields = []
     for task in tasks:
         spec = manifest.task(task)
-        fields += [pa.field(f"{task}.label", pa.string()), pa.field(f"{task}.score", pa.float64()),
-                   pa.field(f"{task}.scores", pa.struct([pa.field(label, pa.float64()) for label in spec.labels]))]
+        fields += [
+            pa.field(f"{task}.label", pa.string()),
+            pa.field(f"{task}.score", pa.float64()),
+            pa.field(f"{task}.scores", pa.struct([pa.field(label, pa.float64()) for label in spec.labels])),
+        ]
         if spec.input == "pair":
             fields.append(pa.field(f"{task}.target_seen", pa.bool_()))
         if documents:
@@ -108,9 +128,13 @@ def result_schema(manifest, tasks: list[str], documents: bool):
 
 def refuse_clashing_columns(columns: dict, fmt: str, manifest, tasks: list[str], documents: bool) -> None:
     """An input column named like an output field would be silently overwritten: refuse instead."""
-    ours = set(RESULT_FIELDS + (DOCUMENT_FIELDS if documents else ())) if fmt == "jsonl" \
+    ours = (
+        set(RESULT_FIELDS + (DOCUMENT_FIELDS if documents else ()))
+        if fmt == "jsonl"
         else set(result_columns(manifest, tasks, documents))
+    )
     clashes = sorted(set(columns) & ours)
     if clashes:
-        raise DataError(f"input column(s) {clashes} have the names of rasid's output fields and would be "
-                        f"overwritten; rename them.")
+        raise DataError(
+            f"input column(s) {clashes} have the names of rasid's output fields and would be overwritten; rename them."
+        )

@@ -194,11 +194,15 @@ def save_bundle(path: Path, model, tokenizer, manifest: Manifest) -> Path:
     with atomic_folder(path) as temporary:
         model.encoder.save_pretrained(temporary, safe_serialization=True)
         tokenizer.save_pretrained(temporary)
-        heads = {f"{name}.{part}": tensor.detach().float().contiguous().cpu()
-                 for name, head in model.heads.items() for part, tensor in head.state_dict().items()}
+        heads = {
+            f"{name}.{part}": tensor.detach().float().contiguous().cpu()
+            for name, head in model.heads.items()
+            for part, tensor in head.state_dict().items()
+        }
         save_file(heads, str(temporary / HEADS_FILE))
         (temporary / MANIFEST_FILE).write_text(
-            json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
     return path
 
 
@@ -231,8 +235,10 @@ def load_bundle(path: Path, inference_dtype=None):
         try:
             head.load_state_dict({"weight": heads[f"{spec.name}.weight"], "bias": heads[f"{spec.name}.bias"]})
         except (KeyError, RuntimeError) as error:
-            raise BundleError(f"bundle {path}: the head of task '{spec.name}' does not match its {len(spec.labels)} "
-                              f"labels in {MANIFEST_FILE} ({error}).") from error
+            raise BundleError(
+                f"bundle {path}: the head of task '{spec.name}' does not match its {len(spec.labels)} "
+                f"labels in {MANIFEST_FILE} ({error})."
+            ) from error
     model.eval()
     return manifest, model, tokenizer
 
@@ -267,8 +273,10 @@ def save_ngram_models(path: Path, fused: dict) -> None:
         described = {}
         for task, item in fused.items():
             model = item.classifier
-            save_file({"idf": model.features.idf, "coef": model.coef, "intercept": model.intercept},
-                      str(temporary / f"{task}.safetensors"))
+            save_file(
+                {"idf": model.features.idf, "coef": model.coef, "intercept": model.intercept},
+                str(temporary / f"{task}.safetensors"),
+            )
             grams = sorted(model.features.vocabulary, key=model.features.vocabulary.get)
             (temporary / f"{task}.vocab.json").write_text(json.dumps(grams, ensure_ascii=False), encoding="utf-8")
             described[task] = {"weight": item.weight, "temperature": item.temperature, "pair": model.pair}
@@ -313,10 +321,16 @@ def save_document_models(path: Path, models: dict) -> None:
     with atomic_folder(path / DOCUMENTS_DIR) as temporary:
         for task, model in models.items():
             article = model.article
-            save_file({"idf": article.features.idf, "coef": article.coef, "intercept": article.intercept,
-                       "aggregator_coef": np.asarray(model.coef, np.float32),
-                       "aggregator_intercept": np.asarray(model.intercept, np.float32)},
-                      str(temporary / f"{task}.safetensors"))
+            save_file(
+                {
+                    "idf": article.features.idf,
+                    "coef": article.coef,
+                    "intercept": article.intercept,
+                    "aggregator_coef": np.asarray(model.coef, np.float32),
+                    "aggregator_intercept": np.asarray(model.intercept, np.float32),
+                },
+                str(temporary / f"{task}.safetensors"),
+            )
             grams = sorted(article.features.vocabulary, key=article.features.vocabulary.get)
             (temporary / f"{task}.vocab.json").write_text(json.dumps(grams, ensure_ascii=False), encoding="utf-8")
 
@@ -339,5 +353,7 @@ def load_document_models(path: Path) -> dict:
             article = NgramClassifier(features, tensors["coef"], tensors["intercept"], pair=True)
             models[task] = DocumentModel(article, tensors["aggregator_coef"], tensors["aggregator_intercept"])
     except (OSError, ValueError, KeyError) as error:
-        raise BundleError(f"bundle {path}: its document verdict models ({DOCUMENTS_DIR}/) cannot be read: {error}.") from error
+        raise BundleError(
+            f"bundle {path}: its document verdict models ({DOCUMENTS_DIR}/) cannot be read: {error}."
+        ) from error
     return models

@@ -71,7 +71,10 @@ def raw_records(path: Path):
     line_start = 2
     for record in reader:
         if None in record:
-            yield line_start, f"{len(record[None]) + len(reader.fieldnames)} fields, header has {len(reader.fieldnames)}"
+            yield (
+                line_start,
+                f"{len(record[None]) + len(reader.fieldnames)} fields, header has {len(reader.fieldnames)}",
+            )
         else:
             yield line_start, {key: (value if value != "" else None) for key, value in record.items()}
         line_start = reader.line_num + 1
@@ -99,7 +102,9 @@ def parse_row(record: dict, where: str, tasks: list[str] | None) -> Row | str:
         labels[key] = value
     group = record.get("group")
     extra = {k: record[k] for k in ("id", "source", "fold", "split") if k in record}
-    return Row(text=text, target=target or None, labels=labels, where=where, group=str(group) if group else None, extra=extra)
+    return Row(
+        text=text, target=target or None, labels=labels, where=where, group=str(group) if group else None, extra=extra
+    )
 
 
 def read_rows(paths: list[Path], skip_bad_rows: bool = False, tasks: list[str] | None = None) -> ReadResult:

@@ -38,7 +38,7 @@ RULE_NEUTRAL = "most-confident-non-neutral"
 RULE_MEAN = "length-weighted-mean"
 VERDICT_RULES = {
     RULE_NEUTRAL: "pair task with a neutral label: the most confident paragraph whose label is not neutral; "
-                  "if none, the neutral label with the mean neutral probability",
+    "if none, the neutral label with the mean neutral probability",
     RULE_MEAN: "paragraph probability vectors averaged, weighted by paragraph length in characters; argmax",
 }
 
@@ -125,10 +125,12 @@ def _stripped(text: str, start: int, end: int):
 
 # --- page furniture --------------------------------------------------------------------------------------
 
-_NETWORKS = (r"(?:فيسبوك|فيس ?بوك|الفيسبوك|الفيس ?بوك|تويتر|تويتّر|إكس|واتساب|واتس ?اب|الواتساب|تلغرام|التلغرام|تيليجرام|"
-             r"تليجرام|التلجرام|انستغرام|إنستغرام|انستجرام|إنستجرام|يوتيوب|اليوتيوب|لينكد ?إن|تيك ?توك|سناب ?شات|جوجل|"
-             r"البريد الإلكتروني|البريد الالكتروني|facebook|twitter|whatsapp|telegram|instagram|youtube|"
-             r"linkedin|tiktok|snapchat|pinterest|e-?mail|x)")
+_NETWORKS = (
+    r"(?:فيسبوك|فيس ?بوك|الفيسبوك|الفيس ?بوك|تويتر|تويتّر|إكس|واتساب|واتس ?اب|الواتساب|تلغرام|التلغرام|تيليجرام|"
+    r"تليجرام|التلجرام|انستغرام|إنستغرام|انستجرام|إنستجرام|يوتيوب|اليوتيوب|لينكد ?إن|تيك ?توك|سناب ?شات|جوجل|"
+    r"البريد الإلكتروني|البريد الالكتروني|facebook|twitter|whatsapp|telegram|instagram|youtube|"
+    r"linkedin|tiktok|snapchat|pinterest|e-?mail|x)"
+)
 _ALSO = r"(?:أيضا|أيضاً|ايضا|ايضاً|أيضًا|كذلك)"
 
 # Why a paragraph was not classified: the `reason` of each entry of a result's "skipped".
@@ -137,7 +139,7 @@ SKIP_REASONS = {
     "copyright": "a copyright line (جميع الحقوق محفوظة, حقوق النشر محفوظة, ©, All rights reserved)",
     "cookies": "a cookie or privacy banner, terms of use",
     "see-also": "a see-also / read-also link or a related-links heading (شاهد أيضاً, اقرأ أيضا, مواضيع ذات صلة, "
-                "Read more)",
+    "Read more)",
     "tags": "a tags line (الوسوم:, كلمات مفتاحية, Tags:)",
     "subscribe": "newsletter, sign-up and log-in forms (اشترك في النشرة, بريدك الإلكتروني, Subscribe)",
     "comments": "comment forms and counters, polls (أضف تعليق, التعليقات, 12 comments)",
@@ -155,10 +157,13 @@ SKIP_REASONS = {
 # FURNITURE_MAX_CHARS), by reason. Written from the Baly pages of the development half (benchmarks/furniture.py).
 _PHRASES = {
     "share": [
-        r"تابعونا|تابعنا|تابعوا\s+(?:\S+\s+)?(?:على|عبر)|تواصلوا\s+معنا|تابع\s+\S+(?:\s+\S+)?\s+(?:على|عبر)\s+" + _NETWORKS,
+        r"تابعونا|تابعنا|تابعوا\s+(?:\S+\s+)?(?:على|عبر)|تواصلوا\s+معنا|تابع\s+\S+(?:\s+\S+)?\s+(?:على|عبر)\s+"
+        + _NETWORKS,
         r"^(?:شارك|شاركها|شاركوا|مشاركة|انشر|أرسل|ارسل|غرّد|غرد)(?:\s+(?:الخبر|المقال|الموضوع|هذا|هذه|القصة))*"
         r"(?:\s*(?:على|عبر|في|مع)?\s*" + _NETWORKS + r")*\s*[:.!]?$",
-        r"(?:شارك|انشر|مشاركة)\s+(?:على|عبر)\s+" + _NETWORKS + r"|(?:شارك|أرسل)\s+(?:هذا\s+)?(?:المقال|الخبر)\s+(?:مع|إلى)",
+        r"(?:شارك|انشر|مشاركة)\s+(?:على|عبر)\s+"
+        + _NETWORKS
+        + r"|(?:شارك|أرسل)\s+(?:هذا\s+)?(?:المقال|الخبر)\s+(?:مع|إلى)",
         r"(?:صفحتنا|قناتنا|حسابنا)\s+(?:على|في)|(?<!\w)(?:ال)?تواصل\s+معنا|اتصل\s+بنا|متابعون\s+آخرين|معجبون\s+بهذه",
         r"\b(?:share|tweet|follow us|like us)\b|(?:share|follow) (?:on|us)|pin it",
     ],
@@ -206,16 +211,28 @@ _PHRASES = {
     ],
 }
 _SHORT_RULES = [(reason, re.compile("|".join(patterns), re.IGNORECASE)) for reason, patterns in _PHRASES.items()]
-_ALL_PHRASES = re.compile("|".join(f"(?:{p})" for patterns in _PHRASES.values() for p in patterns
-                                   if not p.startswith("^")), re.IGNORECASE)
+_ALL_PHRASES = re.compile(
+    "|".join(f"(?:{p})" for patterns in _PHRASES.values() for p in patterns if not p.startswith("^")), re.IGNORECASE
+)
 FURNITURE_MAX_CHARS = 160  # longer lines that merely mention "follow us" are kept: they may carry news
 # Lines that open with a see-also / tags label are furniture up to this length whatever follows (a headline or
 # a list of tags), unless a see-also label is followed by a sentence of the article (see furniture_reason).
 LABELLED_MAX_CHARS = 300
 _LABELLED = [
-    ("see-also", re.compile(r"^[\W_]*(?:(?:اقرأ|إقرأ|اقرا|إقرا|شاهد|طالع|تابع|اطلع)\s+(?:" + _ALSO + r"|المزيد)|"
-                            r"read (?:also|more)|see also|also read)(?!\w)\s*[:：\-–—]?", re.IGNORECASE)),
-    ("tags", re.compile(r"^[\W_]*(?:(?:ال)?وسوم|(?:ال)?كلمات\s+(?:ال)?(?:مفتاحية|دلالية)|tags|keywords)\s*[:：]", re.IGNORECASE)),
+    (
+        "see-also",
+        re.compile(
+            r"^[\W_]*(?:(?:اقرأ|إقرأ|اقرا|إقرا|شاهد|طالع|تابع|اطلع)\s+(?:" + _ALSO + r"|المزيد)|"
+            r"read (?:also|more)|see also|also read)(?!\w)\s*[:：\-–—]?",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "tags",
+        re.compile(
+            r"^[\W_]*(?:(?:ال)?وسوم|(?:ال)?كلمات\s+(?:ال)?(?:مفتاحية|دلالية)|tags|keywords)\s*[:：]", re.IGNORECASE
+        ),
+    ),
 ]
 # A long line is furniture when such phrases are dense in it: a flattened footer ("الأكثر قراءة ... اشترك في
 # النشرة ... جميع الحقوق محفوظة") has one every few words; an article sentence quoting one has one in a line.
@@ -243,7 +260,7 @@ def furniture_reason(line: str) -> str | None:
             label = pattern.match(s)
             # "شاهد أيضاً : التحالف يرسل تعزيزات" is a link to another page; "اقرأ أيضا : قال الوزير إن ... ."
             # is the article's own sentence whose link the scraper lost
-            if label and not (reason == "see-also" and _FULL_STOP.search(s[label.end():])):
+            if label and not (reason == "see-also" and _FULL_STOP.search(s[label.end() :])):
                 return reason
     if len(s) <= FURNITURE_MAX_CHARS:
         for reason, pattern in _SHORT_RULES:
@@ -274,7 +291,7 @@ def is_boilerplate(line: str) -> bool:
 
 RECURRING_MIN_DOCUMENTS = 5  # a line must be in at least this many otherwise different documents ...
 RECURRING_MIN_CHARS = 12  # ... and be more than a word or two ("وأضاف :" recurs everywhere, and is kept or
-                          # dropped by the line rules)
+# dropped by the line rules)
 NEAR_DUPLICATE = 0.5  # documents sharing this share of their text are one story (syndicated, scraped twice)
 _PAIR_LINES_MAX = 50  # lines in more documents than this are not used to find near-duplicates (menus are)
 
@@ -293,8 +310,10 @@ def recurring_lines(texts: list[str], min_documents: int = RECURRING_MIN_DOCUMEN
     twice) count as one, so a story's own sentences do not become furniture because it was collected several
     times. Characters, not lines: a menu is many short lines and a story a few long ones. Fewer than
     `min_documents` documents (one /v1/analyze request) have no recurring lines."""
-    documents = [frozenset(k for k in map(line_key, text.split("\n")) if len(k) >= RECURRING_MIN_CHARS)
-                 for text in dict.fromkeys(texts)]
+    documents = [
+        frozenset(k for k in map(line_key, text.split("\n")) if len(k) >= RECURRING_MIN_CHARS)
+        for text in dict.fromkeys(texts)
+    ]
     if len(documents) < min_documents:
         return frozenset()
     holders: dict[str, list[int]] = {}
@@ -320,15 +339,18 @@ def recurring_lines(texts: list[str], min_documents: int = RECURRING_MIN_DOCUMEN
     for (a, b), characters in shared.items():
         if characters >= NEAR_DUPLICATE * min(sizes[a], sizes[b]):
             story[root(a)] = root(b)
-    return frozenset(key for key, indices in holders.items()
-                     if len(indices) >= min_documents and len({root(i) for i in indices}) >= min_documents)
+    return frozenset(
+        key
+        for key, indices in holders.items()
+        if len(indices) >= min_documents and len({root(i) for i in indices}) >= min_documents
+    )
 
 
 def paragraph_line(text: str, paragraph: Paragraph) -> str:
     """The whole line of `text` that `paragraph` was cut from (a long line gives several paragraphs)."""
     start = text.rfind("\n", 0, paragraph.start) + 1
     end = text.find("\n", paragraph.end)
-    return text[start:end if end >= 0 else len(text)]
+    return text[start : end if end >= 0 else len(text)]
 
 
 def skip_reason(text: str, paragraph: Paragraph, recurring: frozenset[str] = frozenset()) -> str | None:
@@ -340,6 +362,7 @@ def skip_reason(text: str, paragraph: Paragraph, recurring: frozenset[str] = fro
 
 
 # --- analysis --------------------------------------------------------------------------------------------
+
 
 def neutral_label(labels) -> str | None:
     """The task's neutral label (unrelated / other / none), if it has one."""
@@ -355,21 +378,35 @@ def verdict_rule(task_spec) -> str:
     return RULE_MEAN
 
 
-def analyze_document(predictor, text: str, target: str | None = None, tasks=None,
-                     abstain_below: float | None = None, abstain_unseen_targets: bool = False) -> dict:
+def analyze_document(
+    predictor,
+    text: str,
+    target: str | None = None,
+    tasks=None,
+    abstain_below: float | None = None,
+    abstain_unseen_targets: bool = False,
+) -> dict:
     """Classify a whole document paragraph by paragraph and give a verdict per task (rules above).
 
     Returns {"predictions": {task: {label, score, scores, rule}}, "paragraphs": [{text, start, end,
     predictions}], "skipped": [{text, start, end, reason}], "truncated", "skipped_tasks", "empty"}.
     All paragraphs go to `predictor.predict_items` in one call, so they are batched together.
     """
-    return analyze_documents(predictor, [text], [target], tasks, abstain_below,
-                             abstain_unseen_targets=abstain_unseen_targets)[0]
+    return analyze_documents(
+        predictor, [text], [target], tasks, abstain_below, abstain_unseen_targets=abstain_unseen_targets
+    )[0]
 
 
-def analyze_documents(predictor, texts: list[str], targets: list[str | None] | None = None, tasks=None,
-                      abstain_below: float | None = None, progress=None,
-                      abstain_unseen_targets: bool = False, recurring: frozenset[str] | None = None) -> list[dict]:
+def analyze_documents(
+    predictor,
+    texts: list[str],
+    targets: list[str | None] | None = None,
+    tasks=None,
+    abstain_below: float | None = None,
+    progress=None,
+    abstain_unseen_targets: bool = False,
+    recurring: frozenset[str] | None = None,
+) -> list[dict]:
     """`analyze_document` for many documents, with all their paragraphs in one `predict_items` call (so
     batches are filled across documents). `progress(n)` is called as paragraphs are done.
 
@@ -388,14 +425,28 @@ def analyze_documents(predictor, texts: list[str], targets: list[str | None] | N
         for paragraph in split_paragraphs(text, char_budget(manifest.max_length, target)):
             reason = skip_reason(text, paragraph, recurring)
             if reason is not None:
-                skipped.append({"text": paragraph.text, "start": paragraph.start, "end": paragraph.end,
-                                "reason": reason})
+                skipped.append(
+                    {"text": paragraph.text, "start": paragraph.start, "end": paragraph.end, "reason": reason}
+                )
             else:
                 kept.append((index, paragraph))
-        results.append({"predictions": {}, "paragraphs": [], "skipped": skipped, "truncated": False,
-                        "skipped_tasks": [], "empty": True})
-    answers = predictor.predict_items([Item(p.text, targets[i]) for i, p in kept], tasks,
-                                      **({"progress": progress} if progress else {})) if kept else []
+        results.append(
+            {
+                "predictions": {},
+                "paragraphs": [],
+                "skipped": skipped,
+                "truncated": False,
+                "skipped_tasks": [],
+                "empty": True,
+            }
+        )
+    answers = (
+        predictor.predict_items(
+            [Item(p.text, targets[i]) for i, p in kept], tasks, **({"progress": progress} if progress else {})
+        )
+        if kept
+        else []
+    )
     by_document = [[] for _ in texts]
     for (index, paragraph), answer in zip(kept, answers):
         by_document[index].append((paragraph, answer))
@@ -406,17 +457,31 @@ def analyze_documents(predictor, texts: list[str], targets: list[str | None] | N
     return results
 
 
-def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: float | None,
-          abstain_unseen_targets: bool = False, learned: dict | None = None, target: str | None = None) -> None:
+def _fill(
+    result: dict,
+    pairs: list,
+    names: list[str],
+    manifest,
+    abstain_below: float | None,
+    abstain_unseen_targets: bool = False,
+    learned: dict | None = None,
+    target: str | None = None,
+) -> None:
     answers = [answer for _, answer in pairs]
     result["empty"] = False
     result["truncated"] = any(a.truncated for a in answers)
     result["skipped_tasks"] = list(answers[0].skipped_tasks)
     for paragraph, answer in pairs:
-        result["paragraphs"].append({
-            "text": paragraph.text, "start": paragraph.start, "end": paragraph.end,
-            "predictions": {t: abstain(p, abstain_below, abstain_unseen_targets)
-                            for t, p in answer.predictions.items()}})
+        result["paragraphs"].append(
+            {
+                "text": paragraph.text,
+                "start": paragraph.start,
+                "end": paragraph.end,
+                "predictions": {
+                    t: abstain(p, abstain_below, abstain_unseen_targets) for t, p in answer.predictions.items()
+                },
+            }
+        )
     for name in names:
         if name not in answers[0].predictions:
             continue  # a pair task without a target: listed in skipped_tasks
@@ -425,8 +490,12 @@ def _fill(result: dict, pairs: list, names: list[str], manifest, abstain_below: 
         weights = [len(paragraph.text) for paragraph, _ in pairs]
         if learned and name in learned and target:  # a verdict model fitted on labelled articles
             settings = manifest.normalization
-            verdict = learned[name].verdict(list(spec.labels), [normalize(p.text, settings) for p, _ in pairs],
-                                            normalize(target, settings), per_paragraph)
+            verdict = learned[name].verdict(
+                list(spec.labels),
+                [normalize(p.text, settings) for p, _ in pairs],
+                normalize(target, settings),
+                per_paragraph,
+            )
         else:
             verdict = document_verdict(list(spec.labels), per_paragraph, weights, verdict_rule(spec))
         if "target_seen" in per_paragraph[0]:  # one target per document: its paragraphs agree
@@ -450,4 +519,3 @@ def document_verdict(labels: list[str], paragraphs: list[dict], weights: list[fl
     mean = {l: sum(w * p["scores"][l] for p, w in zip(paragraphs, weights)) / total for l in labels}
     label = max(labels, key=lambda l: mean[l])
     return {"label": label, "score": mean[label], "scores": mean, "rule": rule}
-

@@ -47,9 +47,12 @@ class EncoderConfig:
     @classmethod
     def supports(cls, config: dict) -> bool:
         """True for configs this module computes exactly; anything else is left to transformers."""
-        return (config.get("model_type") in MODEL_TYPES and config.get("hidden_act", "gelu") == "gelu"
-                and config.get("position_embedding_type", "absolute") == "absolute"
-                and not config.get("is_decoder", False))
+        return (
+            config.get("model_type") in MODEL_TYPES
+            and config.get("hidden_act", "gelu") == "gelu"
+            and config.get("position_embedding_type", "absolute") == "absolute"
+            and not config.get("is_decoder", False)
+        )
 
     @classmethod
     def from_dict(cls, config: dict) -> "EncoderConfig":
@@ -173,8 +176,11 @@ class BertEncoder(nn.Module):
         # absolute positions, as BERT counts them
         positions = torch.arange(length, device=input_ids.device).expand(batch, length)[real]
         x = self.word_embeddings(input_ids[real]).float() + self.position_embeddings(positions)
-        x = x + (self.token_type_embeddings(token_type_ids[real]) if token_type_ids is not None
-                 else self.token_type_embeddings.weight[0])
+        x = x + (
+            self.token_type_embeddings(token_type_ids[real])
+            if token_type_ids is not None
+            else self.token_type_embeddings.weight[0]
+        )
         x = dropout(self.embedding_norm(x), self.config.hidden_dropout_prob, self.training)
         for layer in self.layers:
             x = layer(x, lengths, real)
@@ -264,7 +270,7 @@ def _destinations(encoder: BertEncoder) -> dict[str, torch.Tensor]:
         for part in ("weight", "bias"):
             fused = getattr(layer.qkv, part)
             for j, name in enumerate(("query", "key", "value")):
-                out[f"{prefix}attention.self.{name}.{part}"] = fused[j * hidden:(j + 1) * hidden]
+                out[f"{prefix}attention.self.{name}.{part}"] = fused[j * hidden : (j + 1) * hidden]
             out[f"{prefix}attention.output.dense.{part}"] = getattr(layer.attention_out, part)
             out[f"{prefix}attention.output.LayerNorm.{part}"] = getattr(layer.attention_norm, part)
             out[f"{prefix}intermediate.dense.{part}"] = getattr(layer.ffn_in, part)
@@ -291,8 +297,9 @@ def _read_into(path: Path, destinations: dict[str, torch.Tensor]) -> list[str]:
                 begin, end = info["data_offsets"]
                 size = source_dtype.itemsize if source_dtype is not None else 0
                 if not size or math.prod(info["shape"]) != target.numel() or end - begin != target.numel() * size:
-                    raise BundleError(f"{path}: tensor {stored} is {info['dtype']} {info['shape']}, "
-                                      f"expected {tuple(target.shape)}.")
+                    raise BundleError(
+                        f"{path}: tensor {stored} is {info['dtype']} {info['shape']}, expected {tuple(target.shape)}."
+                    )
                 handle.seek(start + begin)
                 flat = target.view(-1)
                 for offset in range(0, target.numel(), _READ_CHUNK):
@@ -300,7 +307,7 @@ def _read_into(path: Path, destinations: dict[str, torch.Tensor]) -> list[str]:
                     data = bytearray(handle.read(count * size))
                     if len(data) != count * size:
                         raise BundleError(f"{path} is truncated inside tensor {stored}.")
-                    flat[offset:offset + count].copy_(torch.frombuffer(data, dtype=source_dtype))
+                    flat[offset : offset + count].copy_(torch.frombuffer(data, dtype=source_dtype))
                 found.add(name)
     except (OSError, ValueError, KeyError, struct.error) as error:
         raise BundleError(f"cannot read the encoder weights {path}: {error}.") from error

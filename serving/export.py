@@ -72,13 +72,21 @@ class RasidBertForSequenceClassification(BertPreTrainedModel):
 
 
 def register(subparsers) -> None:
-    p = add_command(subparsers, "export", "write a bundle as per-task Hugging Face folders or as ONNX graphs",
-                    "rasid export --model models/my-bundle --format hf --out exported/my-bundle",
-                    description=__doc__.split("\n\n", 1)[0])
+    p = add_command(
+        subparsers,
+        "export",
+        "write a bundle as per-task Hugging Face folders or as ONNX graphs",
+        "rasid export --model models/my-bundle --format hf --out exported/my-bundle",
+        description=__doc__.split("\n\n", 1)[0],
+    )
     p.add_argument("--model", type=Path, required=True, metavar="DIR", help="bundle folder")
-    p.add_argument("--format", choices=["hf", "onnx"], required=True,
-                   help="hf: one transformers folder per task (pipeline, text-embeddings-inference); onnx: one "
-                        "graph per input kind")
+    p.add_argument(
+        "--format",
+        choices=["hf", "onnx"],
+        required=True,
+        help="hf: one transformers folder per task (pipeline, text-embeddings-inference); onnx: one "
+        "graph per input kind",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write")
     p.add_argument("--int8", action="store_true", help="onnx only: int8 weights (onnxruntime dynamic quantisation)")
     p.add_argument("--tasks", help="comma-separated tasks (default: all)")
@@ -96,8 +104,9 @@ def run(args) -> int:
             raise RasidError("--int8 applies to --format onnx only; hf folders stay fp32 for pipeline and TEI.")
         fused = load_ngram_models(args.model)
         for spec in specs:
-            log.info("wrote %s", export_hf_task(manifest, model, tokenizer, spec, args.out / spec.name,
-                                                fused.get(spec.name)))
+            log.info(
+                "wrote %s", export_hf_task(manifest, model, tokenizer, spec, args.out / spec.name, fused.get(spec.name))
+            )
     else:
         export_onnx(manifest, model, tokenizer, specs, args.out, int8=args.int8)
         log.info("wrote %s", args.out)
@@ -116,9 +125,15 @@ def export_hf_task(manifest, model, tokenizer, spec, out: Path, fused=None) -> P
     config = model.encoder.config
     if config.model_type != "bert":
         raise RasidError(f"hf export supports BERT encoders; this bundle's encoder is '{config.model_type}'.")
-    config = type(config).from_dict({**config.to_dict(), "num_labels": len(spec.labels),
-                                      "id2label": spec.id2label, "label2id": spec.label2id,
-                                      "problem_type": "single_label_classification"})
+    config = type(config).from_dict(
+        {
+            **config.to_dict(),
+            "num_labels": len(spec.labels),
+            "id2label": spec.id2label,
+            "label2id": spec.label2id,
+            "problem_type": "single_label_classification",
+        }
+    )
     classifier = BertForSequenceClassification(config).eval()
     missing, _ = classifier.bert.load_state_dict(model.encoder.state_dict(), strict=False)
     if any(not key.startswith("pooler.") for key in missing):
@@ -127,9 +142,13 @@ def export_hf_task(manifest, model, tokenizer, spec, out: Path, fused=None) -> P
     # softmax(log softmax(z / T) / T2) = softmax(z / (T T2)): a fusion that keeps the encoder alone is a temperature
     temperature = spec.temperature * (fused.temperature if fused is not None and fused.weight == 1 else 1.0)
     if fused is not None and fused.weight != 1:
-        log.warning("task '%s': the bundle fuses the encoder (weight %.2f) with a char n-gram model that a "
-                    "transformers folder cannot hold; the export answers like the encoder alone "
-                    "(`rasid evaluate --no-fusion` measures that)", spec.name, fused.weight)
+        log.warning(
+            "task '%s': the bundle fuses the encoder (weight %.2f) with a char n-gram model that a "
+            "transformers folder cannot hold; the export answers like the encoder alone "
+            "(`rasid evaluate --no-fusion` measures that)",
+            spec.name,
+            fused.weight,
+        )
     with torch.no_grad():
         scale = temperature
         if manifest.pooling == "cls":
@@ -155,9 +174,14 @@ def _make_mean_pooling_folder(out: Path) -> None:
     (out / "modeling_rasid.py").write_text(MEAN_POOLING_CODE, encoding="utf-8")
     path = out / "config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
-    config.update(model_type="rasid_bert", architectures=["RasidBertForSequenceClassification"],
-                  auto_map={"AutoConfig": "modeling_rasid.RasidBertConfig",
-                            "AutoModelForSequenceClassification": "modeling_rasid.RasidBertForSequenceClassification"})
+    config.update(
+        model_type="rasid_bert",
+        architectures=["RasidBertForSequenceClassification"],
+        auto_map={
+            "AutoConfig": "modeling_rasid.RasidBertConfig",
+            "AutoModelForSequenceClassification": "modeling_rasid.RasidBertForSequenceClassification",
+        },
+    )
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -166,9 +190,14 @@ def _readme(manifest, spec, temperature: float | None = None, fused=None) -> str
     mean = manifest.pooling == "mean"
     remote = ", trust_remote_code=True" if mean else ""
     call = '{"text": target, "text_pair": text}' if spec.input == "pair" else "text"
-    pooling = MEAN_POOLING_README.format(task=spec.name, max_length=manifest.max_length) if mean else (
-        "Pooling: cls. A standard `BertForSequenceClassification` (its pooler is set to pass the [CLS] vector "
-        "through unchanged): it loads without remote code, in transformers and text-embeddings-inference.\n")
+    pooling = (
+        MEAN_POOLING_README.format(task=spec.name, max_length=manifest.max_length)
+        if mean
+        else (
+            "Pooling: cls. A standard `BertForSequenceClassification` (its pooler is set to pass the [CLS] vector "
+            "through unchanged): it loads without remote code, in transformers and text-embeddings-inference.\n"
+        )
+    )
     return f"""# rasid task `{spec.name}` ({spec.input} input), exported from a rasid bundle
 
 Labels: {", ".join(spec.labels)}. Scores are calibrated (temperature {temperature:.4g} is folded into the
@@ -198,10 +227,12 @@ before calling does no harm: the steps change nothing the second time. Settings:
 def _fusion_note(fused) -> str:
     if fused is None or fused.weight == 1:
         return ""
-    return (f"\n**Not the bundle's whole answer.** The bundle fuses this encoder's probabilities (weight "
-            f"{fused.weight:.2f}) with a character n-gram model's (weight {1 - fused.weight:.2f}); a transformers "
-            f"folder holds the encoder only, so these scores are the encoder's alone, as `rasid evaluate "
-            f"--no-fusion` measures them, and may differ from `rasid predict` and `rasid serve`.\n")
+    return (
+        f"\n**Not the bundle's whole answer.** The bundle fuses this encoder's probabilities (weight "
+        f"{fused.weight:.2f}) with a character n-gram model's (weight {1 - fused.weight:.2f}); a transformers "
+        f"folder holds the encoder only, so these scores are the encoder's alone, as `rasid evaluate "
+        f"--no-fusion` measures them, and may differ from `rasid predict` and `rasid serve`.\n"
+    )
 
 
 MEAN_POOLING_README = """## Why `trust_remote_code=True`
@@ -313,17 +344,20 @@ def onig_pattern(pattern: re.Pattern) -> str:
                 raise RasidError(f"cannot bake the normalisation pattern {source!r}: escape \\{escape}.")
         elif c == "[":
             end = source.index("]", k + 1)
-            body = source[k + 1:end]
+            body = source[k + 1 : end]
             # Oniguruma reads "[" and "&&" inside a class as nesting and intersection; Python does not
-            if any(x in body for x in ("\\", "[", "&&")) or body.startswith("^") or (
-                    ignore_case and any(ch.lower() != ch.upper() for ch in body)):
+            if (
+                any(x in body for x in ("\\", "[", "&&"))
+                or body.startswith("^")
+                or (ignore_case and any(ch.lower() != ch.upper() for ch in body))
+            ):
                 raise RasidError(f"cannot bake the normalisation pattern {source!r}: class [{body}].")
             out.append(f"[{body}]")
             k = end + 1
         elif c == "(" and source.startswith("(?", k):
             group = next((g for g in ("(?:", "(?=", "(?!", "(?<=", "(?<!") if source.startswith(g, k)), None)
             if group is None:
-                raise RasidError(f"cannot bake the normalisation pattern {source!r}: group {source[k:k + 4]!r}.")
+                raise RasidError(f"cannot bake the normalisation pattern {source!r}: group {source[k : k + 4]!r}.")
             out.append(group)
             k += len(group)
         elif c in ".^$":
@@ -379,9 +413,11 @@ def bake_normalization(folder: Path, settings, tokenizer) -> None:
     baked = normalizers.Sequence(steps)
     wrong = [p for p in PROBES if baked.normalize_str(p) != normalize(p, settings)]
     if wrong:
-        raise RasidError(f"the normalisation baked into the exported tokenizer differs from serving/normalize.py on "
-                         f"{wrong[0]!r} ({baked.normalize_str(wrong[0])!r} against {normalize(wrong[0], settings)!r}): "
-                         f"serving/export.py must learn the change to normalize.py before exporting.")
+        raise RasidError(
+            f"the normalisation baked into the exported tokenizer differs from serving/normalize.py on "
+            f"{wrong[0]!r} ({baked.normalize_str(wrong[0])!r} against {normalize(wrong[0], settings)!r}): "
+            f"serving/export.py must learn the change to normalize.py before exporting."
+        )
     path = Path(folder) / "tokenizer.json"
     backend = Tokenizer.from_file(str(path))
     own = [backend.normalizer] if backend.normalizer is not None else []
@@ -397,11 +433,14 @@ def bake_normalization(folder: Path, settings, tokenizer) -> None:
     exported = AutoTokenizer.from_pretrained(folder)
     for probe in PROBES:
         pair = (probe or "هدف", probe)  # an empty target is not a pair
-        if exported(probe) != tokenizer(normalize(probe, settings)) or \
-                exported(*pair) != tokenizer(*(normalize(x, settings) for x in pair)):
-            raise RasidError(f"the exported tokenizer in {folder} does not read {probe!r} as the bundle reads its "
-                             f"normalised form; this transformers ({_transformers_version()}) may load tokenizers "
-                             f"differently: please report it.")
+        if exported(probe) != tokenizer(normalize(probe, settings)) or exported(*pair) != tokenizer(
+            *(normalize(x, settings) for x in pair)
+        ):
+            raise RasidError(
+                f"the exported tokenizer in {folder} does not read {probe!r} as the bundle reads its "
+                f"normalised form; this transformers ({_transformers_version()}) may load tokenizers "
+                f"differently: please report it."
+            )
 
 
 def _transformers_version() -> str:
@@ -447,16 +486,29 @@ def export_onnx(manifest, model, tokenizer, specs, out: Path, int8: bool = False
         axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
         axes.update({s.name: {0: "batch"} for s in kind_specs})
         with torch.no_grad():
-            torch.onnx.export(_KindGraph.build(model, kind_specs), tuple(encoded[n] for n in inputs), str(path),
-                              input_names=inputs, output_names=[s.name for s in kind_specs], dynamic_axes=axes,
-                              opset_version=ONNX_OPSET, dynamo=False)  # the TorchScript exporter needs no onnxscript
+            torch.onnx.export(
+                _KindGraph.build(model, kind_specs),
+                tuple(encoded[n] for n in inputs),
+                str(path),
+                input_names=inputs,
+                output_names=[s.name for s in kind_specs],
+                dynamic_axes=axes,
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )  # the TorchScript exporter needs no onnxscript
         if int8:
             _quantize_onnx(path)
         graphs[kind] = {"file": path.name, "inputs": inputs, "tasks": [s.name for s in kind_specs]}
     tokenizer.save_pretrained(out)
-    description = {"format": "rasid-onnx", "int8": int8, "max_length": manifest.max_length, "pooling": manifest.pooling,
-                   "normalization": manifest.normalization.to_dict(), "graphs": graphs,
-                   "tasks": [{"name": s.name, "labels": list(s.labels), "input": s.input} for s in specs]}
+    description = {
+        "format": "rasid-onnx",
+        "int8": int8,
+        "max_length": manifest.max_length,
+        "pooling": manifest.pooling,
+        "normalization": manifest.normalization.to_dict(),
+        "graphs": graphs,
+        "tasks": [{"name": s.name, "labels": list(s.labels), "input": s.input} for s in specs],
+    }
     (out / ONNX_MANIFEST).write_text(json.dumps(description, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return out
 

@@ -59,8 +59,9 @@ def publish(temporary: Path, path: Path) -> None:
 
 
 @contextmanager
-def atomic_file(path: Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None
-                ) -> Iterator[IO]:
+def atomic_file(
+    path: Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None
+) -> Iterator[IO]:
     """Open a temporary file beside `path` for writing; on a clean exit it replaces `path`, on an error it is
     removed and `path` is left as it was."""
     path = Path(path)
@@ -68,7 +69,9 @@ def atomic_file(path: Path, mode: str = "w", encoding: str | None = "utf-8", new
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".writing")
     binary = "b" in mode
     try:
-        with os.fdopen(handle, mode, encoding=None if binary else encoding, newline=None if binary else newline) as stream:
+        with os.fdopen(
+            handle, mode, encoding=None if binary else encoding, newline=None if binary else newline
+        ) as stream:
             yield stream
         publish(Path(temporary), path)
     except BaseException:

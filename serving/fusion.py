@@ -25,9 +25,11 @@ class FusedTask:
     temperature: float = 1.0  # of the fused log-probabilities, fitted after the weight
 
 
-def fuse(encoder_probabilities: np.ndarray, ngram_probabilities: np.ndarray, weight: float,
-         temperature: float = 1.0) -> np.ndarray:
+def fuse(
+    encoder_probabilities: np.ndarray, ngram_probabilities: np.ndarray, weight: float, temperature: float = 1.0
+) -> np.ndarray:
     """softmax((w log p_encoder + (1 - w) log p_ngram) / T), row by row."""
     logits = weight * np.log(np.maximum(encoder_probabilities, FLOOR)) + (1 - weight) * np.log(
-        np.maximum(ngram_probabilities, FLOOR))
+        np.maximum(ngram_probabilities, FLOOR)
+    )
     return softmax(logits / temperature)

@@ -28,8 +28,13 @@ def expand_inputs(specs: list[str], output: Path | None = None) -> list[Path]:
     for spec in map(str, specs):
         path = Path(spec)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in INPUT_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not [p for p in found if p.resolve() not in own]:
                 raise DataError(f"{spec}: a folder with no .jsonl, .csv or .parquet file in it.")
         elif any(c in spec for c in "*?["):
@@ -43,8 +48,9 @@ def expand_inputs(specs: list[str], output: Path | None = None) -> list[Path]:
             if not path.is_file():
                 raise DataError(f"{spec}: no such data file")
             if path.suffix.lower() not in INPUT_SUFFIXES:
-                raise DataError(f"{spec}: unsupported data file type '{path.suffix}'; rasid predict reads .jsonl, "
-                                f".csv and .parquet")
+                raise DataError(
+                    f"{spec}: unsupported data file type '{path.suffix}'; rasid predict reads .jsonl, .csv and .parquet"
+                )
             if path.resolve() in own:
                 raise RasidError("--output must not be one of the --input files.")
             found = [path]

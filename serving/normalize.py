@@ -76,8 +76,9 @@ def normalize(text: str, settings: NormalizationSettings = DEFAULT_SETTINGS) -> 
 # tatweel; the rest the tokenizer drops or maps to nothing, so such a text would get a confident-looking label
 # computed from an empty input.
 _NOTHING_CATEGORIES = {"Mn", "Me", "Cc", "Cf", "Zs", "Zl", "Zp"}
-NOTHING_TO_READ = ("holds nothing to classify once normalised: only diacritics, tatweel, control, zero-width or "
-                   "bidi characters")
+NOTHING_TO_READ = (
+    "holds nothing to classify once normalised: only diacritics, tatweel, control, zero-width or bidi characters"
+)
 
 
 def nothing_to_read(text: str) -> bool:

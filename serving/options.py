@@ -10,13 +10,21 @@ from serving.precision import PRECISIONS
 def add_precision_option(parser: argparse.ArgumentParser, env: bool = False) -> None:
     """--precision (and its alias --no-fast), for every command that runs a bundle. env (serve): unset, the
     RASID_PRECISION and RASID_FAST variables decide."""
-    parser.add_argument("--precision", choices=PRECISIONS, default=None if env else "auto",
-                        help="arithmetic of the encoder: auto is the bundle's fast path (int8 where its measured "
-                             "cost is small, else fp32); int8 and bf16 are faster at a measured accuracy cost "
-                             "(benchmarks/fast_path_accuracy.py measures both)" + (" (RASID_PRECISION, default auto)" if env else ""))
-    parser.add_argument("--no-fast", dest="precision", action="store_const", const="fp32",
-                        help="the same as --precision fp32: exactly the trained model"
-                             + (" (RASID_FAST=false)" if env else ""))
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None if env else "auto",
+        help="arithmetic of the encoder: auto is the bundle's fast path (int8 where its measured "
+        "cost is small, else fp32); int8 and bf16 are faster at a measured accuracy cost "
+        "(benchmarks/fast_path_accuracy.py measures both)" + (" (RASID_PRECISION, default auto)" if env else ""),
+    )
+    parser.add_argument(
+        "--no-fast",
+        dest="precision",
+        action="store_const",
+        const="fp32",
+        help="the same as --precision fp32: exactly the trained model" + (" (RASID_FAST=false)" if env else ""),
+    )
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -33,10 +41,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def add_command(subparsers, name: str, summary: str, example: str, description: str = "") -> argparse.ArgumentParser:
     """A command's parser: its one-line summary for `rasid --help`, a description (the summary, unless a longer
     one is given) and one example, for `rasid NAME --help`."""
-    return subparsers.add_parser(name, help=summary, description=description or summary[:1].upper() + summary[1:] + ".",
-                                 epilog=f"example:\n  {example}", formatter_class=HelpFormatter)
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=description or summary[:1].upper() + summary[1:] + ".",
+        epilog=f"example:\n  {example}",
+        formatter_class=HelpFormatter,
+    )
 
 
 def add_skip_bad_rows(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--skip-bad-rows", action="store_true",
-                        help="warn about bad rows (named by file:line) and go on without them, instead of stopping")
+    parser.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="warn about bad rows (named by file:line) and go on without them, instead of stopping",
+    )

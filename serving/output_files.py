@@ -43,9 +43,11 @@ class AppendSink:
             self.stream.write(self.header())
         else:
             if not self.output.is_file() or self.output.stat().st_size < start.bytes:
-                raise RasidError(f"cannot resume {self.output}: it is missing or shorter than the {start.rows:,} "
-                                 f"row(s) its progress record counts, so it was changed. Run without --resume to "
-                                 f"start over.")
+                raise RasidError(
+                    f"cannot resume {self.output}: it is missing or shorter than the {start.rows:,} "
+                    f"row(s) its progress record counts, so it was changed. Run without --resume to "
+                    f"start over."
+                )
             self.stream = open(self.output, "r+b")
             self.stream.truncate(start.bytes)
             self.stream.seek(start.bytes)
@@ -126,19 +128,25 @@ class ParquetSink:
         self.partial.unlink(missing_ok=True)  # left by a kill -9: its rows were never confirmed
         carried = {name: _carried_type(types) for name, types in columns.items()}
         self.as_json = {name for name, (_, as_json) in carried.items() if as_json}
-        self.schema = pa.schema([pa.field(name, arrow) for name, (arrow, _) in carried.items()]
-                                + list(result_schema(manifest, tasks, documents)))
+        self.schema = pa.schema(
+            [pa.field(name, arrow) for name, (arrow, _) in carried.items()]
+            + list(result_schema(manifest, tasks, documents))
+        )
         existing = None
         if start.rows:
             try:
                 existing = pq.ParquetFile(self.output)
             except (OSError, pa.ArrowException) as error:
-                raise RasidError(f"cannot resume {self.output}: it is not a readable Parquet file ({error}). Run "
-                                 f"without --resume to start over.") from error
+                raise RasidError(
+                    f"cannot resume {self.output}: it is not a readable Parquet file ({error}). Run "
+                    f"without --resume to start over."
+                ) from error
             if existing.metadata.num_rows != start.rows or not existing.schema_arrow.equals(self.schema):
-                raise RasidError(f"cannot resume {self.output}: it holds {existing.metadata.num_rows:,} row(s) where "
-                                 f"its progress record counts {start.rows:,}, or other columns, so it was changed. "
-                                 f"Run without --resume to start over.")
+                raise RasidError(
+                    f"cannot resume {self.output}: it holds {existing.metadata.num_rows:,} row(s) where "
+                    f"its progress record counts {start.rows:,}, or other columns, so it was changed. "
+                    f"Run without --resume to start over."
+                )
         self.writer = pq.ParquetWriter(self.partial, self.schema)
         if existing is not None:
             for group in range(existing.num_row_groups):

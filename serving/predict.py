@@ -46,37 +46,70 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    p = add_command(subparsers, "predict", "label JSONL/CSV/Parquet files with a bundle (resumable; JSONL, CSV or "
-                                           "Parquet out)",
-                    "rasid predict --model models/my-bundle --input news.jsonl --output labelled.parquet",
-                    description=__doc__)
+    p = add_command(
+        subparsers,
+        "predict",
+        "label JSONL/CSV/Parquet files with a bundle (resumable; JSONL, CSV or Parquet out)",
+        "rasid predict --model models/my-bundle --input news.jsonl --output labelled.parquet",
+        description=__doc__,
+    )
     p.add_argument("--model", type=Path, required=True, metavar="DIR", help="bundle folder")
-    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                   help="files, globs (quoted) or folders of .jsonl/.csv/.parquet rows with 'text' (and 'target'); "
-                        "read in the order given, a folder's files in name order")
+    p.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="files, globs (quoted) or folders of .jsonl/.csv/.parquet rows with 'text' (and 'target'); "
+        "read in the order given, a folder's files in name order",
+    )
     # text, not a Path: a Path would fold --engine ray's s3://bucket/... into s3:/bucket/...
-    p.add_argument("--output", required=True, metavar="FILE",
-                   help="file to write, .jsonl, .csv or .parquet (--engine ray: a folder of shards, local or a URI)")
+    p.add_argument(
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="file to write, .jsonl, .csv or .parquet (--engine ray: a folder of shards, local or a URI)",
+    )
     p.add_argument("--format", choices=FORMATS, help="output format (default: from --output's extension)")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task each row can take)")
-    p.add_argument("--documents", action="store_true",
-                   help="each text is a whole article: paragraphs, boilerplate dropped, document verdict")
-    p.add_argument("--abstain-below", type=float, metavar="P",
-                   help="answer 'uncertain' when the top score is below P (default: never)")
-    p.add_argument("--abstain-unseen-targets", action="store_true",
-                   help="answer 'uncertain' (scores kept) when a stance target was not seen in training")
+    p.add_argument(
+        "--documents",
+        action="store_true",
+        help="each text is a whole article: paragraphs, boilerplate dropped, document verdict",
+    )
+    p.add_argument(
+        "--abstain-below",
+        type=float,
+        metavar="P",
+        help="answer 'uncertain' when the top score is below P (default: never)",
+    )
+    p.add_argument(
+        "--abstain-unseen-targets",
+        action="store_true",
+        help="answer 'uncertain' (scores kept) when a stance target was not seen in training",
+    )
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="texts per model call")
     add_precision_option(p)
     add_skip_bad_rows(p)
     p.add_argument("--keep-text", action="store_true", help="copy each row's text into the output too")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run after its last complete row (same inputs, bundle, options)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process; ray: a Ray actor pool, on this machine or a cluster")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run after its last complete row (same inputs, bundle, options)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: a Ray actor pool, on this machine or a cluster",
+    )
     p.add_argument("--address", help="--engine ray: the cluster to join (e.g. HEAD:6379) (default: a local Ray)")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="--engine ray: actors, each loading the bundle once (default: one per CPU of the cluster "
-                        "divided by --threads)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="--engine ray: actors, each loading the bundle once (default: one per CPU of the cluster "
+        "divided by --threads)",
+    )
     p.set_defaults(func=run)
 
 
@@ -119,11 +152,26 @@ def run(args) -> int:
     written = start.rows
     stop = StopRequest()
     try:
-        with stop, tqdm(total=survey.rows, initial=written, desc="predict", disable=None,
-                        unit="document" if args.documents else "row") as bar:
+        with (
+            stop,
+            tqdm(
+                total=survey.rows,
+                initial=written,
+                desc="predict",
+                disable=None,
+                unit="document" if args.documents else "row",
+            ) as bar,
+        ):
             for chunk in chunks(accepted_rows(files, pair_tasks), size, skip=written):
-                results = predict_chunk(predictor, [row for _, row in chunk], tasks, args.documents,
-                                        args.abstain_below, args.abstain_unseen_targets, recurring)
+                results = predict_chunk(
+                    predictor,
+                    [row for _, row in chunk],
+                    tasks,
+                    args.documents,
+                    args.abstain_below,
+                    args.abstain_unseen_targets,
+                    recurring,
+                )
                 sink.write([output_line(record, result, args.keep_text) for (record, _), result in zip(chunk, results)])
                 written += len(chunk)
                 progress.save(*sink.committed())
@@ -137,8 +185,11 @@ def run(args) -> int:
             progress.save(*sink.committed())  # a Parquet file's rows are safe only once it is closed
     if stop.signum is not None and written < survey.rows:
         name = signal.Signals(stop.signum).name
-        print(f"rasid predict: stopped by {name} after {written:,} of {survey.rows:,} row(s); {output} holds them "
-              f"in input order. To continue, run the same command with --resume.", file=sys.stderr)
+        print(
+            f"rasid predict: stopped by {name} after {written:,} of {survey.rows:,} row(s); {output} holds them "
+            f"in input order. To continue, run the same command with --resume.",
+            file=sys.stderr,
+        )
         return 128 + stop.signum
     progress.finish()
     log.info("wrote %d row(s) to %s", written, output)
@@ -162,5 +213,7 @@ def output_format(args) -> str:
         return suffix
     if args.engine == "ray":
         return "parquet"  # a folder of shards with no extension: Parquet keeps types and reads fastest
-    raise RasidError(f"--output {args.output}: cannot tell the format from its extension; name it .jsonl, .csv or "
-                     f".parquet, or pass --format.")
+    raise RasidError(
+        f"--output {args.output}: cannot tell the format from its extension; name it .jsonl, .csv or "
+        f".parquet, or pass --format."
+    )

@@ -24,10 +24,10 @@ import re
 from pathlib import Path
 
 from serving import threads
-from serving.errors import DataError, RasidError
 from serving.batch import CHUNK_DOCUMENTS, CHUNK_ROWS, check_tasks, flat_line, predict_chunk, result_schema
 from serving.bundle import has_target, no_target
 from serving.data_files import parse_row, report_bad_rows
+from serving.errors import DataError, RasidError
 from serving.input_files import expand_inputs
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,17 @@ def run(args, fmt: str) -> int:
     except ModuleNotFoundError as error:
         raise RasidError("--engine ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[data]').") from error
     if fmt not in SHARD_FORMATS:
-        raise RasidError(f"--engine ray writes a folder of Parquet or JSONL shards, not {fmt}; pass --format parquet "
-                         f"or --format jsonl.")
+        raise RasidError(
+            f"--engine ray writes a folder of Parquet or JSONL shards, not {fmt}; pass --format parquet "
+            f"or --format jsonl."
+        )
     if args.resume:
         raise RasidError("--resume is for the local engine; rerun an interrupted --engine ray job into a new folder.")
     output = str(args.output)
     if "://" not in output and Path(output).exists() and (not Path(output).is_dir() or any(Path(output).iterdir())):
-        raise RasidError(f"--output {output} already exists; --engine ray writes its shards into a new (or empty) "
-                         f"folder.")
+        raise RasidError(
+            f"--output {output} already exists; --engine ray writes its shards into a new (or empty) folder."
+        )
     model = Path(args.model).resolve()
     from serving.bundle import read_manifest
 
@@ -71,31 +74,47 @@ def run(args, fmt: str) -> int:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         per_actor, workers = actor_shares(cpus, args.workers, args.threads)
         if per_actor * workers > cpus:  # Ray would wait forever for actors it has no CPUs for
-            raise RasidError(f"{workers} worker(s) x {per_actor} thread(s) need {workers * per_actor} CPUs; the Ray "
-                             f"cluster has {cpus}. Pass fewer --workers or --threads.")
+            raise RasidError(
+                f"{workers} worker(s) x {per_actor} thread(s) need {workers * per_actor} CPUs; the Ray "
+                f"cluster has {cpus}. Pass fewer --workers or --threads."
+            )
         log.info("Ray: %d actor(s) x %d thread(s) on a cluster of %d CPU(s)", workers, per_actor, cpus)
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # shards in name order = the input order
         pair_tasks = [t for t in tasks or [] if manifest.task(t).input == "pair"]
         runs = format_runs(inputs)
-        options = {"model": str(model), "threads": per_actor, "tasks": tasks, "documents": args.documents,
-                   "abstain_below": args.abstain_below, "abstain_unseen_targets": args.abstain_unseen_targets,
-                   "precision": args.precision, "batch_size": args.batch_size,
-                   "keep_text": args.keep_text, "skip_bad_rows": args.skip_bad_rows,
-                   "recurring": _recurring(ray, runs, pair_tasks) if args.documents else None}
+        options = {
+            "model": str(model),
+            "threads": per_actor,
+            "tasks": tasks,
+            "documents": args.documents,
+            "abstain_below": args.abstain_below,
+            "abstain_unseen_targets": args.abstain_unseen_targets,
+            "precision": args.precision,
+            "batch_size": args.batch_size,
+            "keep_text": args.keep_text,
+            "skip_bad_rows": args.skip_bad_rows,
+            "recurring": _recurring(ray, runs, pair_tasks) if args.documents else None,
+        }
         # Ray's union interleaves its inputs' blocks, so inputs of different formats (one reader each) run as
         # consecutive jobs, each writing shards named part-JOB-TASK-...: the name order is the input order.
         for part, (kind, paths) in enumerate(runs):
             labelled = _read(ray, kind, paths).map_batches(
-                BundleActor, batch_size=CHUNK_DOCUMENTS if args.documents else CHUNK_ROWS, batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=per_actor, fn_constructor_kwargs=options)
+                BundleActor,
+                batch_size=CHUNK_DOCUMENTS if args.documents else CHUNK_ROWS,
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=workers),
+                num_cpus=per_actor,
+                fn_constructor_kwargs=options,
+            )
             names = shard_names(part, fmt)
             io = {"num_cpus": IO_CPUS}
             if fmt == "parquet":
                 labelled.write_parquet(output, filename_provider=names, ray_remote_args=io)
             else:  # pandas writes the JSON: full float precision and Arabic as it is
-                labelled.write_json(output, filename_provider=names, ray_remote_args=io, force_ascii=False,
-                                    double_precision=15)
+                labelled.write_json(
+                    output, filename_provider=names, ray_remote_args=io, force_ascii=False, double_precision=15
+                )
     except Exception as error:
         message = _rasid_message(error)
         if message:  # a bad row or bundle seen by an actor: one sentence, as from the local engine
@@ -227,8 +246,20 @@ class BundleActor:
     """Loads the bundle once, then labels each batch of rows it is handed (a pyarrow Table) and returns the
     batch's own columns (less `text`, unless --keep-text) followed by the result columns."""
 
-    def __init__(self, model: str, threads: int, tasks, documents: bool, abstain_below, abstain_unseen_targets: bool,
-                 precision, batch_size: int, keep_text: bool, skip_bad_rows: bool, recurring):
+    def __init__(
+        self,
+        model: str,
+        threads: int,
+        tasks,
+        documents: bool,
+        abstain_below,
+        abstain_unseen_targets: bool,
+        precision,
+        batch_size: int,
+        keep_text: bool,
+        skip_bad_rows: bool,
+        recurring,
+    ):
         from serving import threads as thread_rule
 
         thread_rule.configure(threads)  # before torch starts its OpenMP pool in this worker
@@ -265,10 +296,22 @@ class BundleActor:
         clashes = sorted(set(carried.column_names) & set(self.schema.names))
         if clashes:
             raise DataError(f"input column(s) {clashes} have the names of rasid's output columns; rename them.")
-        results = predict_chunk(self.predictor, rows, self.tasks, self.documents, self.abstain_below,
-                                self.abstain_unseen_targets, self.recurring) if rows else []
-        table = pa.Table.from_pylist([flat_line(result, self.names, self.documents) for result in results],
-                                     schema=self.schema)
+        results = (
+            predict_chunk(
+                self.predictor,
+                rows,
+                self.tasks,
+                self.documents,
+                self.abstain_below,
+                self.abstain_unseen_targets,
+                self.recurring,
+            )
+            if rows
+            else []
+        )
+        table = pa.Table.from_pylist(
+            [flat_line(result, self.names, self.documents) for result in results], schema=self.schema
+        )
         for position, name in enumerate(carried.column_names):
             table = table.add_column(position, carried.schema.field(name), carried.column(name))
         return table

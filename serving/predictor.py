@@ -13,7 +13,17 @@ import numpy as np
 import torch
 
 from serving.abstention import abstain
-from serving.bundle import Manifest, load_bundle, load_document_models, load_ngram_models, load_tokenizer, read_manifest, target_key, has_target, no_target
+from serving.bundle import (
+    Manifest,
+    has_target,
+    load_bundle,
+    load_document_models,
+    load_ngram_models,
+    load_tokenizer,
+    no_target,
+    read_manifest,
+    target_key,
+)
 from serving.encoder import BertEncoder
 from serving.errors import RasidError
 from serving.fusion import fuse
@@ -47,9 +57,18 @@ class Predictor:
     pay for long ones.
     """
 
-    def __init__(self, manifest: Manifest, model, tokenizer, batch_size: int = 32, precision: str = "auto",
-                 threads: int | None = None, onnx: Path | None = None, fused: dict | None = None,
-                 document_models: dict | None = None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        model,
+        tokenizer,
+        batch_size: int = 32,
+        precision: str = "auto",
+        threads: int | None = None,
+        onnx: Path | None = None,
+        fused: dict | None = None,
+        document_models: dict | None = None,
+    ):
         """precision: one of serving.precision.PRECISIONS; "auto" is the bundle's fast path, "fp32" exactly the
         trained model.
         onnx: a `rasid export --format onnx` folder of this bundle, run by ONNX Runtime instead of torch.
@@ -118,21 +137,31 @@ class Predictor:
             raise RasidError(f"unknown task(s) {unknown}; this model has {self.task_names}.")
         return tasks
 
-    def predict(self, texts, targets=None, tasks=None, abstain_below: float | None = None,
-                abstain_unseen_targets: bool = False):
+    def predict(
+        self, texts, targets=None, tasks=None, abstain_below: float | None = None, abstain_unseen_targets: bool = False
+    ):
         """Predict for one string or a list of strings, and answer in kind: a dict, or a list of dicts."""
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if targets is None or isinstance(targets, str):
             targets = [targets] * len(texts)
-        results = self.predict_items([Item(t, g) for t, g in zip(texts, targets)], tasks, abstain_below,
-                                     abstain_unseen_targets=abstain_unseen_targets)
+        results = self.predict_items(
+            [Item(t, g) for t, g in zip(texts, targets)],
+            tasks,
+            abstain_below,
+            abstain_unseen_targets=abstain_unseen_targets,
+        )
         answers = [r.predictions for r in results]
         return answers[0] if single else answers
 
-    def predict_items(self, items: list[Item], tasks=None, abstain_below: float | None = None,
-                      progress: Callable[[int], None] | None = None,
-                      abstain_unseen_targets: bool = False) -> list[ItemResult]:
+    def predict_items(
+        self,
+        items: list[Item],
+        tasks=None,
+        abstain_below: float | None = None,
+        progress: Callable[[int], None] | None = None,
+        abstain_unseen_targets: bool = False,
+    ) -> list[ItemResult]:
         """Predict every requested task the item can take. Pair tasks need a target: asked for explicitly
         without one, that is an error; by default they are skipped and listed in `skipped_tasks`.
 
@@ -159,7 +188,9 @@ class Predictor:
             key = target_key(items[k].target, settings)
             seen.update({(t, k): key in targets for t, targets in known.items() if targets is not None})
         if pair_tasks:
-            jobs.append((pair_tasks, with_target, [(normalize(items[k].target, settings), texts[k]) for k in with_target]))
+            jobs.append(
+                (pair_tasks, with_target, [(normalize(items[k].target, settings), texts[k]) for k in with_target])
+            )
             for k in set(range(len(items))) - set(with_target):
                 results[k].skipped_tasks = list(pair_tasks)
         # Torch runs both kinds in the same batches (one encoder call for a paragraph's topic and stance);
@@ -198,7 +229,7 @@ class Predictor:
         outputs = [{t: [None] * len(inputs) for t in tasks} for tasks, inputs in jobs]
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
+                chunk = order[start : start + self.batch_size]
                 batch = self.tokenizer.pad([encoded[n] for n in chunk], return_tensors="pt")
                 needed = sorted({t for n in chunk for t in jobs[rows[n][0]][0]})
                 for task, logits in self._logits(batch, needed).items():
@@ -213,7 +244,7 @@ class Predictor:
         for (_tasks, inputs), job_outputs in zip(jobs, outputs):
             stacked = {t: torch.stack(v) if v else torch.empty(0) for t, v in job_outputs.items()}
             stacked = self._fused_with_ngrams(stacked, inputs)
-            results.append((stacked, [n > max_length for n in lengths[offset:offset + len(inputs)]]))
+            results.append((stacked, [n > max_length for n in lengths[offset : offset + len(inputs)]]))
             offset += len(inputs)
         return results
 
@@ -243,8 +274,11 @@ class Predictor:
     def _answer(self, task: str, probabilities: torch.Tensor, target_seen: bool | None) -> dict:
         labels = self.manifest.task(task).labels
         best = int(probabilities.argmax())
-        answer = {"label": labels[best], "score": float(probabilities[best]),
-                  "scores": {l: float(p) for l, p in zip(labels, probabilities)}}
+        answer = {
+            "label": labels[best],
+            "score": float(probabilities[best]),
+            "scores": {l: float(p) for l, p in zip(labels, probabilities)},
+        }
         if target_seen is not None:
             answer["target_seen"] = target_seen
         return answer
@@ -282,6 +316,10 @@ def _onnx_sessions(folder: Path, manifest: Manifest, threads: int | None) -> dic
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    return {kind: (onnxruntime.InferenceSession(str(folder / graph["file"]), options,
-                                                providers=["CPUExecutionProvider"]), graph["inputs"])
-            for kind, graph in description["graphs"].items()}
+    return {
+        kind: (
+            onnxruntime.InferenceSession(str(folder / graph["file"]), options, providers=["CPUExecutionProvider"]),
+            graph["inputs"],
+        )
+        for kind, graph in description["graphs"].items()
+    }

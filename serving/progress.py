@@ -19,8 +19,20 @@ log = logging.getLogger(__name__)
 PROGRESS_SUFFIX = ".rasid-progress.json"
 # Options that change no output row: a --resume may differ in them (a bigger batch, more threads, a moved bundle
 # whose contents are the same). Every other option is recorded and must match, including options added later.
-NEUTRAL_OPTIONS = {"model", "input", "output", "resume", "threads", "batch_size", "verbose", "func", "command",
-                   "engine", "address", "workers"}
+NEUTRAL_OPTIONS = {
+    "model",
+    "input",
+    "output",
+    "resume",
+    "threads",
+    "batch_size",
+    "verbose",
+    "func",
+    "command",
+    "engine",
+    "address",
+    "workers",
+}
 
 
 class StopRequest:
@@ -42,8 +54,9 @@ class StopRequest:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        log.warning("%s: finishing the rows in hand, then stopping (send it again to stop at once)",
-                    signal.Signals(signum).name)
+        log.warning(
+            "%s: finishing the rows in hand, then stopping (send it again to stop at once)", signal.Signals(signum).name
+        )
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
@@ -53,9 +66,11 @@ class StopRequest:
 
 def identity(files: list[Path], args) -> dict:
     """What the output depends on: each input's size and hash, the bundle's identity, the options."""
-    return {"inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files],
-            "bundle": {"path": str(Path(args.model).resolve()), "sha256": bundle_hash(args.model)},
-            "options": _options(args)}
+    return {
+        "inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files],
+        "bundle": {"path": str(Path(args.model).resolve()), "sha256": bundle_hash(args.model)},
+        "options": _options(args),
+    }
 
 
 def bundle_hash(folder: Path) -> str:
@@ -95,16 +110,20 @@ class Progress:
     def resume_point(self) -> Start:
         if not self.path.is_file():
             if self.output.exists():
-                raise RasidError(f"cannot resume {self.output}: it has no progress record ({self.path.name}), so it is "
-                                 f"complete or was not written by rasid predict. Run without --resume to write it again.")
+                raise RasidError(
+                    f"cannot resume {self.output}: it has no progress record ({self.path.name}), so it is "
+                    f"complete or was not written by rasid predict. Run without --resume to write it again."
+                )
             log.info("nothing to resume at %s: starting", self.output)
             return self.fresh()
         try:
             record = json.loads(self.path.read_text(encoding="utf-8"))
             rows, size, fmt = int(record["rows"]), record["bytes"], record["format"]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise RasidError(f"cannot resume {self.output}: its progress record {self.path} is unreadable ({error}). "
-                             f"Run without --resume to start over.") from error
+            raise RasidError(
+                f"cannot resume {self.output}: its progress record {self.path} is unreadable ({error}). "
+                f"Run without --resume to start over."
+            ) from error
         self._check_same(record, fmt)
         log.info("resuming %s after row %d of %d", self.output, rows, self.total)
         return Start(rows, size)
@@ -116,21 +135,29 @@ class Progress:
             raise RasidError(f"{where}: it was being written as {fmt}, not {self.fmt}. {start_over}")
         old, new = record.get("inputs", []), self.identity["inputs"]
         if len(old) != len(new):
-            raise RasidError(f"{where}: the run read {len(old)} input file(s) ({', '.join(i['path'] for i in old)}); "
-                             f"these inputs are {len(new)} ({', '.join(i['path'] for i in new)}). {start_over}")
+            raise RasidError(
+                f"{where}: the run read {len(old)} input file(s) ({', '.join(i['path'] for i in old)}); "
+                f"these inputs are {len(new)} ({', '.join(i['path'] for i in new)}). {start_over}"
+            )
         for was, now in zip(old, new):
             if (was["bytes"], was["sha256"]) != (now["bytes"], now["sha256"]):
-                raise RasidError(f"{where}: input {now['path']} is not the file the run started with ({was['path']}, "
-                                 f"{was['bytes']:,} bytes): its contents changed. {start_over}")
+                raise RasidError(
+                    f"{where}: input {now['path']} is not the file the run started with ({was['path']}, "
+                    f"{was['bytes']:,} bytes): its contents changed. {start_over}"
+                )
         if record.get("bundle", {}).get("sha256") != self.identity["bundle"]["sha256"]:
-            raise RasidError(f"{where}: the bundle {self.identity['bundle']['path']} is not the one the run started "
-                             f"with ({record.get('bundle', {}).get('path')}): its manifest or heads differ. {start_over}")
+            raise RasidError(
+                f"{where}: the bundle {self.identity['bundle']['path']} is not the one the run started "
+                f"with ({record.get('bundle', {}).get('path')}): its manifest or heads differ. {start_over}"
+            )
         was, now = record.get("options", {}), self.identity["options"]
         for key in sorted(set(was) | set(now)):
             # an option added to rasid since the run started counts as unset there
             if was.get(key) != now.get(key) and (was.get(key) or now.get(key)):
-                raise RasidError(f"{where}: --{key.replace('_', '-')} was {was.get(key)!r} when the run started and is "
-                                 f"{now.get(key)!r} now. {start_over}")
+                raise RasidError(
+                    f"{where}: --{key.replace('_', '-')} was {was.get(key)!r} when the run started and is "
+                    f"{now.get(key)!r} now. {start_over}"
+                )
 
     def save(self, rows: int, size: int | None) -> None:
         record = {"rows": rows, "bytes": size, "total": self.total, "format": self.fmt, **self.identity}

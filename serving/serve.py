@@ -22,19 +22,30 @@ TUNING_FLAGS = {
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "serve", "serve a bundle over HTTP (FastAPI; OpenAPI at /docs)",
-                         "RASID_API_KEY=a-long-secret rasid serve --model models/my-bundle --port 8000",
-                         description="Serve a bundle over HTTP. Every limit is an RASID_* environment variable "
-                                     "(serving/api/settings.py); the flags below set the ones tuned per host, and "
-                                     "win over the environment. RASID_API_KEY protects the /v1 routes.")
-    parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="the bundle folder (from `rasid train`)")
+    parser = add_command(
+        subparsers,
+        "serve",
+        "serve a bundle over HTTP (FastAPI; OpenAPI at /docs)",
+        "RASID_API_KEY=a-long-secret rasid serve --model models/my-bundle --port 8000",
+        description="Serve a bundle over HTTP. Every limit is an RASID_* environment variable "
+        "(serving/api/settings.py); the flags below set the ones tuned per host, and "
+        "win over the environment. RASID_API_KEY protects the /v1 routes.",
+    )
+    parser.add_argument(
+        "--model", required=True, type=Path, metavar="DIR", help="the bundle folder (from `rasid train`)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only unless changed)")
     parser.add_argument("--port", type=int, default=8000, metavar="N", help="port to listen on")
     for name, (kind, text) in TUNING_FLAGS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, metavar="N", help=text)
-    parser.add_argument("--abstain-unseen-targets", action="store_const", const=True, default=None,
-                        help="answer 'uncertain' (scores kept) when a stance target was not seen in training "
-                             "(RASID_ABSTAIN_UNSEEN_TARGETS)")
+    parser.add_argument(
+        "--abstain-unseen-targets",
+        action="store_const",
+        const=True,
+        default=None,
+        help="answer 'uncertain' (scores kept) when a stance target was not seen in training "
+        "(RASID_ABSTAIN_UNSEEN_TARGETS)",
+    )
     add_precision_option(parser, env=True)
     parser.set_defaults(func=run)
 
@@ -49,16 +60,25 @@ def run(args: argparse.Namespace) -> int:
     from serving.errors import RasidError
 
     read_manifest(args.model)  # a wrong folder fails here, in one sentence, before a port is opened
-    overrides = {name: getattr(args, name) for name in (*TUNING_FLAGS, "precision", "abstain_unseen_targets") if getattr(args, name) is not None}
+    overrides = {
+        name: getattr(args, name)
+        for name in (*TUNING_FLAGS, "precision", "abstain_unseen_targets")
+        if getattr(args, name) is not None
+    }
     try:
         settings = Settings(model_dir=args.model, **overrides)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
         raise RasidError(f"invalid server settings: {problems}.") from None
     app = create_app(settings)
-    config = uvicorn.Config(app, host=args.host, port=args.port, proxy_headers=False,
-                            # in-flight requests end by their own timeout; a little more lets them answer
-                            timeout_graceful_shutdown=settings.request_timeout_s + 5)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        proxy_headers=False,
+        # in-flight requests end by their own timeout; a little more lets them answer
+        timeout_graceful_shutdown=settings.request_timeout_s + 5,
+    )
     server = uvicorn.Server(config)
     # The port opens at once and /readyz says "loading" meanwhile; a bundle that fails to load (damaged
     # weights, heads that do not match the labels) stops the server, and the command fails with the reason.

@@ -70,8 +70,11 @@ class TfidfFeatures:
         else:
             target_weights = self.weights(target)
             shared = {c: w * target_weights[c] for c, w in text_weights.items() if c in target_weights}
-            items = [*sorted(text_weights.items()), *((c + self.size, w) for c, w in sorted(target_weights.items())),
-                     *((c + 2 * self.size, w) for c, w in sorted(shared.items()))]
+            items = [
+                *sorted(text_weights.items()),
+                *((c + self.size, w) for c, w in sorted(target_weights.items())),
+                *((c + 2 * self.size, w) for c, w in sorted(shared.items())),
+            ]
         indices = np.fromiter((c for c, _ in items), dtype=np.int64, count=len(items))
         values = np.fromiter((w for _, w in items), dtype=np.float32, count=len(items))
         return SparseRow(indices, values)

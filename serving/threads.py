@@ -91,8 +91,13 @@ def configure(requested: int | None = None) -> ThreadChoice:
         os.environ["OMP_NUM_THREADS"] = str(choice.threads)
         os.environ["MKL_NUM_THREADS"] = str(choice.threads)
     _chosen = choice
-    log.info("torch threads: %d (%s; %d CPUs in the affinity mask, CPU quota %s)", choice.threads, choice.source,
-             choice.affinity_cpus, "none" if choice.quota_cpus is None else f"{choice.quota_cpus:g}")
+    log.info(
+        "torch threads: %d (%s; %d CPUs in the affinity mask, CPU quota %s)",
+        choice.threads,
+        choice.source,
+        choice.affinity_cpus,
+        "none" if choice.quota_cpus is None else f"{choice.quota_cpus:g}",
+    )
     return choice
 
 

@@ -32,8 +32,9 @@ class DocumentModel:
     def closest(self, paragraphs: list[str], target: str, count: int = TOP_PARAGRAPHS) -> list[int]:
         """Indices of the `count` paragraphs closest to the target, closest first (ties: earlier first)."""
         claim = self.article.features.weights(target)
-        closeness = [sum(w * claim.get(c, 0.0) for c, w in self.article.features.weights(p).items())
-                     for p in paragraphs]
+        closeness = [
+            sum(w * claim.get(c, 0.0) for c, w in self.article.features.weights(p).items()) for p in paragraphs
+        ]
         return sorted(range(len(paragraphs)), key=lambda k: (-closeness[k], k))[:count]
 
     def features(self, paragraphs: list[str], target: str, closest_scores: np.ndarray) -> np.ndarray:
@@ -41,7 +42,8 @@ class DocumentModel:
         [closest paragraphs, labels] of the paragraphs `closest` chose, closest first."""
         article = self.article.probabilities(["\n".join(paragraphs)], [target])[0]
         return np.concatenate([article, closest_scores.max(0), closest_scores.mean(0), closest_scores[0]]).astype(
-            np.float32)
+            np.float32
+        )
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         return softmax(features @ self.coef.T + self.intercept)
@@ -51,5 +53,9 @@ class DocumentModel:
         scores = np.array([[paragraph_answers[k]["scores"][label] for label in labels] for k in chosen])
         probabilities = self.probabilities(self.features(paragraphs, target, scores))
         best = int(probabilities.argmax())
-        return {"label": labels[best], "score": float(probabilities[best]),
-                "scores": {label: float(p) for label, p in zip(labels, probabilities)}, "rule": RULE_LEARNED}
+        return {
+            "label": labels[best],
+            "score": float(probabilities[best]),
+            "scores": {label: float(p) for label, p in zip(labels, probabilities)},
+            "rule": RULE_LEARNED,
+        }

@@ -29,16 +29,31 @@ def build_tiny_base(folder: Path) -> Path:
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.train_from_iterator(_all_sample_texts(), trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
+    tokenizer.train_from_iterator(
+        _all_sample_texts(), trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials)
+    )
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                        pad_token_id=fast.pad_token_id)
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=fast.pad_token_id,
+    )
     BertModel(config, add_pooling_layer=False).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
@@ -72,8 +87,18 @@ def trained_bundle(tmp_path_factory, tiny_base, sample_data) -> Path:
     from training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
-    train(TrainConfig(data=[sample_data], out=out, base=str(tiny_base), epochs=2, batch_size=8,
-                      val_fraction=0.25, lr=1e-3, max_length=64))
+    train(
+        TrainConfig(
+            data=[sample_data],
+            out=out,
+            base=str(tiny_base),
+            epochs=2,
+            batch_size=8,
+            val_fraction=0.25,
+            lr=1e-3,
+            max_length=64,
+        )
+    )
     return out
 
 

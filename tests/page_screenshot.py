@@ -17,8 +17,15 @@ import sys
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # Written for rasid's tests and docs: a menu, three news paragraphs, a "follow us" line and a copyright line.
 FURNITURE = "تابعونا عبر فيسبوك"
@@ -44,8 +51,9 @@ def small_png(png: bytes, width: int) -> bytes:
     return out.getvalue()
 
 
-def take(url: str, out: Path, article: str = ARTICLE, target: str = TARGET, key: str | None = None,
-         width: int = 1000) -> Path:
+def take(
+    url: str, out: Path, article: str = ARTICLE, target: str = TARGET, key: str | None = None, width: int = 1000
+) -> Path:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

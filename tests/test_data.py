@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from serving.errors import DataError
 from serving.data_files import Row, read_rows
+from serving.errors import DataError
 from training.data import split_rows
 
 
@@ -16,8 +16,12 @@ def write(tmp_path, name, content: bytes | str):
 
 
 def test_jsonl_rows_carry_text_target_and_one_label_per_task(tmp_path):
-    path = write(tmp_path, "d.jsonl", '{"text": "نص", "target": "هدف", "stance": "Favor", "topic": null, "id": "a1"}\n\n'
-                                      '{"text": "نص آخر", "topic": "sports", "claim": ""}\n')
+    path = write(
+        tmp_path,
+        "d.jsonl",
+        '{"text": "نص", "target": "هدف", "stance": "Favor", "topic": null, "id": "a1"}\n\n'
+        '{"text": "نص آخر", "topic": "sports", "claim": ""}\n',
+    )
     rows = read_rows([path]).rows
     assert [(r.text, r.target, r.labels, r.where) for r in rows] == [
         ("نص", "هدف", {"stance": "Favor"}, f"{path}:1"),
@@ -35,14 +39,17 @@ def test_csv_rows_with_the_same_columns_and_empty_cells_as_unlabelled(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("line, reason", [
-    ('{"topic": "sports"}', "no text"),
-    ('{"text": "   ", "topic": "sports"}', "no text"),
-    ('{"text": "نص", "topic": 3}', "label of task 'topic' must be a string"),
-    ('{"text": "نص", "target": ["a"]}', "'target' must be a string"),
-    ('{"text": "نص", ', "invalid JSON"),
-    ('["نص"]', "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ('{"topic": "sports"}', "no text"),
+        ('{"text": "   ", "topic": "sports"}', "no text"),
+        ('{"text": "نص", "topic": 3}', "label of task 'topic' must be a string"),
+        ('{"text": "نص", "target": ["a"]}', "'target' must be a string"),
+        ('{"text": "نص", ', "invalid JSON"),
+        ('["نص"]', "must be a JSON object"),
+    ],
+)
 def test_bad_jsonl_rows_are_reported_with_file_and_line(tmp_path, line, reason):
     path = write(tmp_path, "d.jsonl", '{"text": "جيد", "topic": "sports"}\n' + line + "\n")
     with pytest.raises(DataError) as error:
@@ -77,8 +84,11 @@ def test_unsupported_file_type_and_missing_file_are_clear_errors(tmp_path):
 
 
 def rows_in_groups(groups: dict[str, int], source="s") -> list[Row]:
-    return [Row(text=f"{g}-{k}", target=None, labels={"topic": "a"}, where="f:1", group=g, extra={"source": source})
-            for g, n in groups.items() for k in range(n)]
+    return [
+        Row(text=f"{g}-{k}", target=None, labels={"topic": "a"}, where="f:1", group=g, extra={"source": source})
+        for g, n in groups.items()
+        for k in range(n)
+    ]
 
 
 def test_validation_split_keeps_each_group_on_one_side_and_is_reproducible():
@@ -97,16 +107,28 @@ def test_rows_without_group_are_grouped_by_text_so_duplicates_never_straddle():
 
 
 def test_each_source_gives_its_share_of_validation():
-    rows = rows_in_groups({f"a{i}": 1 for i in range(50)}, "big") + rows_in_groups({f"b{i}": 1 for i in range(10)}, "small")
+    rows = rows_in_groups({f"a{i}": 1 for i in range(50)}, "big") + rows_in_groups(
+        {f"b{i}": 1 for i in range(10)}, "small"
+    )
     _, val = split_rows(rows, 0.2, seed=0)
     assert sum(r.extra["source"] == "small" for r in val) == 2
     assert sum(r.extra["source"] == "big" for r in val) == 10
 
 
 def test_the_split_stratifies_by_label_and_keeps_every_class_in_training(caplog):
-    rows = [Row(text=f"t{i}", target=None, labels={"topic": "common" if i % 10 else "rarer"}, where=f"f:{i}",
-                extra={"source": "s"}) for i in range(200)]
-    rows.append(Row(text="the only one", target=None, labels={"topic": "spiritual"}, where="f:201", extra={"source": "s"}))
+    rows = [
+        Row(
+            text=f"t{i}",
+            target=None,
+            labels={"topic": "common" if i % 10 else "rarer"},
+            where=f"f:{i}",
+            extra={"source": "s"},
+        )
+        for i in range(200)
+    ]
+    rows.append(
+        Row(text="the only one", target=None, labels={"topic": "spiritual"}, where="f:201", extra={"source": "s"})
+    )
     train, val = split_rows(rows, 0.15, seed=4)
     val_labels = Counter(r.labels["topic"] for r in val)
     assert "spiritual" in {r.labels["topic"] for r in train} and "spiritual" not in val_labels
@@ -115,22 +137,40 @@ def test_the_split_stratifies_by_label_and_keeps_every_class_in_training(caplog)
 
 
 def test_a_label_carried_by_two_groups_never_leaves_training_empty():
-    rows = [Row(text=f"t{i}", target=None, labels={"topic": "x" if i < 2 else "y"}, where=f"f:{i}",
-                group=f"g{i}", extra={"source": "s"}) for i in range(12)]
+    rows = [
+        Row(
+            text=f"t{i}",
+            target=None,
+            labels={"topic": "x" if i < 2 else "y"},
+            where=f"f:{i}",
+            group=f"g{i}",
+            extra={"source": "s"},
+        )
+        for i in range(12)
+    ]
     for seed in range(20):
         train, val = split_rows(rows, 0.5, seed=seed)
         assert {"x", "y"} <= {r.labels["topic"] for r in train}
 
 
 # Not blank, yet nothing for a model to read: diacritics, tatweel, NUL, zero-width and bidi controls.
-NOTHING = ["\u064e\u0650\u0651", "\u0640\u0640", "\x00", "\u200b\u200c\ufeff", "\u202b\u2066\u200f", "\u064b \u200b\u0640"]
+NOTHING = [
+    "\u064e\u0650\u0651",
+    "\u0640\u0640",
+    "\x00",
+    "\u200b\u200c\ufeff",
+    "\u202b\u2066\u200f",
+    "\u064b \u200b\u0640",
+]
 
 
 @pytest.mark.parametrize("text", NOTHING)
 def test_a_text_that_normalises_to_nothing_is_a_bad_row_with_file_and_line(tmp_path, text):
     import json
 
-    path = write(tmp_path, "d.jsonl", '{"text": "جيد", "topic": "sports"}\n' + json.dumps({"text": text, "topic": "x"}) + "\n")
+    path = write(
+        tmp_path, "d.jsonl", '{"text": "جيد", "topic": "sports"}\n' + json.dumps({"text": text, "topic": "x"}) + "\n"
+    )
     with pytest.raises(DataError) as error:
         read_rows([path])
     assert f"{path}:2: the text holds nothing to classify once normalised" in str(error.value)
@@ -151,6 +191,8 @@ def test_rasid_predict_names_the_line_of_an_empty_after_normalisation_text(train
     out = tmp_path / "out.jsonl"
     assert main(["predict", "--model", str(trained_bundle), "--input", str(path), "--output", str(out)]) == 2
     assert f"{path}:2: the text holds nothing to classify" in capsys.readouterr().err
-    assert main(["predict", "--model", str(trained_bundle), "--input", str(path), "--output", str(out),
-                 "--skip-bad-rows"]) == 0
+    assert (
+        main(["predict", "--model", str(trained_bundle), "--input", str(path), "--output", str(out), "--skip-bad-rows"])
+        == 0
+    )
     assert len(out.read_text(encoding="utf-8").splitlines()) == 1

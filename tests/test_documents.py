@@ -8,9 +8,19 @@ import pytest
 
 from serving.abstention import UNCERTAIN
 from serving.bundle import TaskSpec
-from serving.documents import (RULE_MEAN, RULE_NEUTRAL, SKIP_REASONS, analyze_document,
-                               analyze_documents, char_budget, document_verdict, furniture_reason, is_boilerplate,
-                               recurring_lines, split_paragraphs)
+from serving.documents import (
+    RULE_MEAN,
+    RULE_NEUTRAL,
+    SKIP_REASONS,
+    analyze_document,
+    analyze_documents,
+    char_budget,
+    document_verdict,
+    furniture_reason,
+    is_boilerplate,
+    recurring_lines,
+    split_paragraphs,
+)
 from tests.samples import ARTICLE, CLAIM, STANCE, TOPIC
 
 # A second article, written for this test: CRLF line ends, indentation, a cookie banner, a link line, a
@@ -40,17 +50,19 @@ def test_article_paragraphs_map_back_to_the_text():
         "جميع الحقوق محفوظة",
     ]
     for p in paragraphs:
-        assert ARTICLE[p.start:p.end] == p.text
+        assert ARTICLE[p.start : p.end] == p.text
     assert [is_boilerplate(p.text) for p in paragraphs] == [True, True, False, False, True, True]
 
 
 def test_scraped_article_with_crlf_and_indentation():
     paragraphs = split_paragraphs(SCRAPED)
     for p in paragraphs:
-        assert SCRAPED[p.start:p.end] == p.text and p.text == p.text.strip()
+        assert SCRAPED[p.start : p.end] == p.text and p.text == p.text.strip()
     kept = [p.text for p in paragraphs if not is_boilerplate(p.text)]
-    assert kept == ["ارتفعت صادرات البلاد من التمور بنسبة كبيرة خلال العام الماضي بحسب بيانات رسمية.",
-                    "ارتفعت الأسعار."]
+    assert kept == [
+        "ارتفعت صادرات البلاد من التمور بنسبة كبيرة خلال العام الماضي بحسب بيانات رسمية.",
+        "ارتفعت الأسعار.",
+    ]
 
 
 def test_long_block_is_cut_at_sentence_ends_within_budget():
@@ -59,7 +71,7 @@ def test_long_block_is_cut_at_sentence_ends_within_budget():
     paragraphs = split_paragraphs(text, max_chars=200)
     assert len(paragraphs) > 5
     for p in paragraphs:
-        assert text[p.start:p.end] == p.text
+        assert text[p.start : p.end] == p.text
         assert len(p.text) <= 200
     assert all(p.text.endswith(".") for p in paragraphs[1:])  # cut at sentence ends, not inside one
     covered = " ".join(p.text for p in paragraphs[1:])
@@ -69,7 +81,7 @@ def test_long_block_is_cut_at_sentence_ends_within_budget():
 def test_sentence_longer_than_budget_is_cut_at_spaces():
     text = " ".join(["كلمة"] * 100)
     paragraphs = split_paragraphs(text, max_chars=50)
-    assert all(len(p.text) <= 50 and text[p.start:p.end] == p.text for p in paragraphs)
+    assert all(len(p.text) <= 50 and text[p.start : p.end] == p.text for p in paragraphs)
     assert " ".join(p.text for p in paragraphs) == text
 
 
@@ -78,28 +90,61 @@ def test_char_budget_leaves_room_for_the_target():
     assert char_budget(8, target="x" * 500) == 80
 
 
-@pytest.mark.parametrize("line", [
-    "الرئيسية | أخبار | رياضة | اقتصاد", "شارك على فيسبوك", "شارك", "مشاركة الخبر عبر واتساب",
-    "تابعونا على تويتر", "تابع الجديد على فيسبوك", "جميع الحقوق محفوظة", "كل الحقوق محفوظة © 2023",
-    "نستخدم ملفات تعريف الارتباط (الكوكيز) لتحسين تجربتك", "We use cookies to improve your experience.",
-    "Share on Facebook", "Follow us", "All rights reserved.", "Home • News • Sport • Contact",
-    "https://t.co/abc #عاجل #الجزيرة", "@user @other", "اقرأ أيضا", "أخبار ذات صلة", "الرئيسية",
-    "منذ 17 ساعة منذ 15 ساعة", "16 : 42 27 كانون الأول 3 , 684 مشاهدة", "14 : 44", ". . . . . .", "",
-    "   ", "سياسة الخصوصية", "اشترك في النشرة البريدية", "المنطقة .", "2018 .",
-    "Your browser does not support the video tag .", "الرجاء إدخال بريدك الإلكتروني",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "الرئيسية | أخبار | رياضة | اقتصاد",
+        "شارك على فيسبوك",
+        "شارك",
+        "مشاركة الخبر عبر واتساب",
+        "تابعونا على تويتر",
+        "تابع الجديد على فيسبوك",
+        "جميع الحقوق محفوظة",
+        "كل الحقوق محفوظة © 2023",
+        "نستخدم ملفات تعريف الارتباط (الكوكيز) لتحسين تجربتك",
+        "We use cookies to improve your experience.",
+        "Share on Facebook",
+        "Follow us",
+        "All rights reserved.",
+        "Home • News • Sport • Contact",
+        "https://t.co/abc #عاجل #الجزيرة",
+        "@user @other",
+        "اقرأ أيضا",
+        "أخبار ذات صلة",
+        "الرئيسية",
+        "منذ 17 ساعة منذ 15 ساعة",
+        "16 : 42 27 كانون الأول 3 , 684 مشاهدة",
+        "14 : 44",
+        ". . . . . .",
+        "",
+        "   ",
+        "سياسة الخصوصية",
+        "اشترك في النشرة البريدية",
+        "المنطقة .",
+        "2018 .",
+        "Your browser does not support the video tag .",
+        "الرجاء إدخال بريدك الإلكتروني",
+    ],
+)
 def test_boilerplate_lines_are_dropped(line):
     assert is_boilerplate(line)
 
 
-@pytest.mark.parametrize("line", [
-    *(t for t, _ in TOPIC), *(t for _, t, _ in STANCE + CLAIM),
-    "استقال الوزير.", "انفجار في بغداد", "قتل ثلاثة أشخاص في انفجار",
-    "شارك الوزير في المؤتمر الدولي للطاقة في الرياض",  # "شارك" as a verb, not a button
-    "تابع الرئيس الاجتماع من مكتبه في القصر",  # "تابع" as a verb
-    "حذرت الحكومة من بيانات مزيفة تنتشر على فيسبوك وتويتر منذ أيام",  # mentions networks, is news
-    "The minister resigned on Monday.", "نما الاقتصاد 3 % في 2023 .",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        *(t for t, _ in TOPIC),
+        *(t for _, t, _ in STANCE + CLAIM),
+        "استقال الوزير.",
+        "انفجار في بغداد",
+        "قتل ثلاثة أشخاص في انفجار",
+        "شارك الوزير في المؤتمر الدولي للطاقة في الرياض",  # "شارك" as a verb, not a button
+        "تابع الرئيس الاجتماع من مكتبه في القصر",  # "تابع" as a verb
+        "حذرت الحكومة من بيانات مزيفة تنتشر على فيسبوك وتويتر منذ أيام",  # mentions networks, is news
+        "The minister resigned on Monday.",
+        "نما الاقتصاد 3 % في 2023 .",
+    ],
+)
 def test_news_sentences_are_kept(line):
     assert not is_boilerplate(line)
 
@@ -126,38 +171,64 @@ def test_the_seed_like_article_drops_see_also_tags_and_copyright_each_with_its_r
         ("الوسوم: قسد, التحالف الدولي, تركيا, سوريا", "tags"),
         ("حقوق النشر محفوظة", "copyright"),
     ]
-    assert len(result["paragraphs"]) == 3 and all(SEED_LIKE[s["start"]:s["end"]] == s["text"] for s in result["skipped"])
+    assert len(result["paragraphs"]) == 3 and all(
+        SEED_LIKE[s["start"] : s["end"]] == s["text"] for s in result["skipped"]
+    )
     assert all(s["reason"] in SKIP_REASONS for s in result["skipped"])
 
 
-@pytest.mark.parametrize("line, reason", [
-    ("شاهد أيضاً : تركيا تحشد قواتها على الحدود مع سوريا", "see-also"), ("اقرأ أيضا", "see-also"),
-    ("إقرأ أيضاً: الجيش يعلن السيطرة على المدينة", "see-also"), ("اقرأ المزيد", "see-also"),
-    ("مواضيع ذات صلة", "see-also"), ("أخبار متعلقة", "see-also"), ("الأكثر قراءة", "see-also"),
-    ("Read more: Turkey masses troops on the border", "see-also"), ("See also", "see-also"),
-    ("Related articles", "see-also"),
-    ("الوسوم: قسد, التحالف الدولي", "tags"), ("كلمات مفتاحية : سوريا تركيا", "tags"), ("Tags: Syria, SDF", "tags"),
-    ("حقوق النشر محفوظة", "copyright"), ("جميع الحقوق محفوظة لموقع الخبر 2018", "copyright"),
-    ("© 2024 Example News. All rights reserved.", "copyright"),
-    ("اشترك في النشرة البريدية", "subscribe"), ("Subscribe to our newsletter", "subscribe"),
-    ("شارك على فيسبوك", "share"), ("Share on Twitter", "share"), ("تابعونا على تويتر", "share"),
-    ("أضف تعليقك", "comments"), ("Leave a comment", "comments"), ("12 Comments", "comments"),
-    ("نستخدم ملفات تعريف الارتباط لتحسين تجربتك", "cookies"), ("We use cookies to improve your experience.", "cookies"),
-    ("المقالات المنشورة تعبر عن رأي أصحابها", "disclaimer"),
-    ("Home | World | Business | Sport | Video", "menu"), ("https://t.co/abc #عاجل #الجزيرة", "links"),
-    ("16 : 42 27 / 12 / 2018", "no-text"), ("الرئيسية", "site"), ("المنطقة .", "too-short"),
-])
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("شاهد أيضاً : تركيا تحشد قواتها على الحدود مع سوريا", "see-also"),
+        ("اقرأ أيضا", "see-also"),
+        ("إقرأ أيضاً: الجيش يعلن السيطرة على المدينة", "see-also"),
+        ("اقرأ المزيد", "see-also"),
+        ("مواضيع ذات صلة", "see-also"),
+        ("أخبار متعلقة", "see-also"),
+        ("الأكثر قراءة", "see-also"),
+        ("Read more: Turkey masses troops on the border", "see-also"),
+        ("See also", "see-also"),
+        ("Related articles", "see-also"),
+        ("الوسوم: قسد, التحالف الدولي", "tags"),
+        ("كلمات مفتاحية : سوريا تركيا", "tags"),
+        ("Tags: Syria, SDF", "tags"),
+        ("حقوق النشر محفوظة", "copyright"),
+        ("جميع الحقوق محفوظة لموقع الخبر 2018", "copyright"),
+        ("© 2024 Example News. All rights reserved.", "copyright"),
+        ("اشترك في النشرة البريدية", "subscribe"),
+        ("Subscribe to our newsletter", "subscribe"),
+        ("شارك على فيسبوك", "share"),
+        ("Share on Twitter", "share"),
+        ("تابعونا على تويتر", "share"),
+        ("أضف تعليقك", "comments"),
+        ("Leave a comment", "comments"),
+        ("12 Comments", "comments"),
+        ("نستخدم ملفات تعريف الارتباط لتحسين تجربتك", "cookies"),
+        ("We use cookies to improve your experience.", "cookies"),
+        ("المقالات المنشورة تعبر عن رأي أصحابها", "disclaimer"),
+        ("Home | World | Business | Sport | Video", "menu"),
+        ("https://t.co/abc #عاجل #الجزيرة", "links"),
+        ("16 : 42 27 / 12 / 2018", "no-text"),
+        ("الرئيسية", "site"),
+        ("المنطقة .", "too-short"),
+    ],
+)
 def test_each_kind_of_furniture_has_its_reason(line, reason):
     assert furniture_reason(line) == reason
 
 
 def test_a_flattened_footer_is_furniture_however_long_and_a_news_line_quoting_one_phrase_is_not():
-    footer = ("المصدر الجزيرة مباشر رويترز كلمات مفتاحية اقرأ أيضا الأكثر قراءة Secondary navigation التذييل "
-              "شاركوا في النقاش عبر صفحتنا على فيسبوك واشترك في النشرة البريدية لتصلك آخر الأخبار يوميا جميع "
-              "الحقوق محفوظة 2017 شبكة الجزيرة الإعلامية")
+    footer = (
+        "المصدر الجزيرة مباشر رويترز كلمات مفتاحية اقرأ أيضا الأكثر قراءة Secondary navigation التذييل "
+        "شاركوا في النقاش عبر صفحتنا على فيسبوك واشترك في النشرة البريدية لتصلك آخر الأخبار يوميا جميع "
+        "الحقوق محفوظة 2017 شبكة الجزيرة الإعلامية"
+    )
     assert len(footer) > 160 and furniture_reason(footer) == "furniture-run"
-    news = ("وقال المتحدث باسم الحكومة في مؤتمر صحفي إن الوزارة نشرت تفاصيل الخطة على صفحتها الرسمية، وإن جميع "
-            "الحقوق المالية للمتضررين محفوظة وستصرف خلال الأسابيع المقبلة بعد انتهاء عمليات الحصر في المحافظات.")
+    news = (
+        "وقال المتحدث باسم الحكومة في مؤتمر صحفي إن الوزارة نشرت تفاصيل الخطة على صفحتها الرسمية، وإن جميع "
+        "الحقوق المالية للمتضررين محفوظة وستصرف خلال الأسابيع المقبلة بعد انتهاء عمليات الحصر في المحافظات."
+    )
     assert furniture_reason(news) is None
 
 
@@ -171,8 +242,10 @@ MENU, FOOTER = "الرئيسية أخبار سياسة اقتصاد رياضة �
 
 def site_page(k: int) -> str:
     """A page of one site: the same menu and footer around its own two news paragraphs."""
-    return (f"{MENU}\nأعلنت الحكومة اليوم الخطة رقم {k} لدعم المزارعين في المحافظات الشمالية بقروض ميسرة.\n"
-            f"وقال الوزير إن المرحلة {k} من المشروع تبدأ بعد شهرين وتشمل آلاف الأسر في الأرياف.\n{FOOTER}")
+    return (
+        f"{MENU}\nأعلنت الحكومة اليوم الخطة رقم {k} لدعم المزارعين في المحافظات الشمالية بقروض ميسرة.\n"
+        f"وقال الوزير إن المرحلة {k} من المشروع تبدأ بعد شهرين وتشمل آلاف الأسر في الأرياف.\n{FOOTER}"
+    )
 
 
 def test_lines_recurring_across_the_documents_of_an_input_are_furniture():
@@ -207,6 +280,7 @@ def test_a_caller_splitting_an_input_passes_the_recurring_lines_of_the_whole_inp
 
 # --- verdict rules, on a predictor double whose answers are set per paragraph ----------------------------
 
+
 def _answer(labels, probabilities):
     best = max(range(len(labels)), key=lambda k: probabilities[k])
     return {"label": labels[best], "score": probabilities[best], "scores": dict(zip(labels, probabilities))}
@@ -216,8 +290,9 @@ class ScriptedPredictor:
     """Answers each paragraph from a dict keyed by its text; records the calls to predict_items."""
 
     def __init__(self, tasks: list[TaskSpec], script: dict[str, dict[str, list[float]]], max_length=128):
-        self.manifest = SimpleNamespace(tasks=tasks, max_length=max_length,
-                                        task=lambda name: next(t for t in tasks if t.name == name))
+        self.manifest = SimpleNamespace(
+            tasks=tasks, max_length=max_length, task=lambda name: next(t for t in tasks if t.name == name)
+        )
         self.script = script
         self.calls = []
 
@@ -247,8 +322,10 @@ P2 = "وقال الوزير في مؤتمر صحفي إن الخطة تشمل إ
 
 
 def test_claim_verdict_is_the_most_confident_non_neutral_paragraph():
-    script = {P1: {"claim": [0.05, 0.05, 0.1, 0.8], "topic": [0.9, 0.1]},
-              P2: {"claim": [0.6, 0.1, 0.2, 0.1], "topic": [0.2, 0.8]}}
+    script = {
+        P1: {"claim": [0.05, 0.05, 0.1, 0.8], "topic": [0.9, 0.1]},
+        P2: {"claim": [0.6, 0.1, 0.2, 0.1], "topic": [0.2, 0.8]},
+    }
     predictor = ScriptedPredictor([CLAIM_SPEC, TOPIC_SPEC], script)
     result = analyze_document(predictor, ARTICLE, target="خطة لدعم الشركات")
     assert len(predictor.calls) == 1 and len(predictor.calls[0]) == 2  # one batched call
@@ -262,7 +339,7 @@ def test_claim_verdict_is_the_most_confident_non_neutral_paragraph():
     assert sum(topic["scores"].values()) == pytest.approx(1.0)
     assert [p["text"] for p in result["paragraphs"]] == [P1, P2]
     for p in result["paragraphs"] + result["skipped"]:
-        assert ARTICLE[p["start"]:p["end"]] == p["text"]
+        assert ARTICLE[p["start"] : p["end"]] == p["text"]
     assert [s["reason"] for s in result["skipped"]] == ["menu", "share", "share", "copyright"]
     assert result["truncated"] is False and result["empty"] is False
 
@@ -276,8 +353,10 @@ def test_all_neutral_paragraphs_give_the_neutral_label_with_mean_score():
 
 
 def test_abstention_and_missing_target():
-    script = {P1: {"claim": [0.4, 0.3, 0.2, 0.1], "topic": [0.55, 0.45]},
-              P2: {"claim": [0.1, 0.1, 0.1, 0.7], "topic": [0.5, 0.5]}}
+    script = {
+        P1: {"claim": [0.4, 0.3, 0.2, 0.1], "topic": [0.55, 0.45]},
+        P2: {"claim": [0.1, 0.1, 0.1, 0.7], "topic": [0.5, 0.5]},
+    }
     predictor = ScriptedPredictor([CLAIM_SPEC, TOPIC_SPEC], script)
     result = analyze_document(predictor, ARTICLE, target="ادعاء", abstain_below=0.6)
     assert result["predictions"]["claim"]["label"] == UNCERTAIN  # best non-neutral paragraph has only 0.4

@@ -15,7 +15,9 @@ from tests.samples import STANCE, TOPIC
 
 def _batch(tokenizer, pairs: bool):
     if pairs:
-        return tokenizer([t for t, _, _ in STANCE[:6]], [x for _, x, _ in STANCE[:6]], padding=True, return_tensors="pt")
+        return tokenizer(
+            [t for t, _, _ in STANCE[:6]], [x for _, x, _ in STANCE[:6]], padding=True, return_tensors="pt"
+        )
     return tokenizer([t for t, _ in TOPIC[:6]], padding=True, return_tensors="pt")
 
 
@@ -114,7 +116,7 @@ def test_int8_rows_do_not_depend_on_their_batch_mates_and_stay_close_to_fp32(tra
         exact = encoder(**batch)
         encoder.quantize_int8()
         together = encoder(**batch)
-        alone = encoder(**{key: value[:1, :int(batch["attention_mask"][0].sum())] for key, value in batch.items()})
+        alone = encoder(**{key: value[:1, : int(batch["attention_mask"][0].sum())] for key, value in batch.items()})
     real = batch["attention_mask"].bool()
     assert torch.allclose(alone[0], together[0][real[0]], atol=1e-5)
     assert 0 < (together[real] - exact[real]).abs().max() < 0.2

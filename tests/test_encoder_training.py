@@ -11,8 +11,9 @@ from training.training_run import load_encoder as load_base
 
 
 def _without_dropout(base):
-    return AutoModel.from_pretrained(base, add_pooling_layer=False, hidden_dropout_prob=0.0,
-                                     attention_probs_dropout_prob=0.0)
+    return AutoModel.from_pretrained(
+        base, add_pooling_layer=False, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
 
 
 def _pairs(tokenizer):
@@ -46,8 +47,12 @@ def test_training_outputs_and_gradients_match_transformers(tiny_base):
     assert torch.allclose(layer.ffn_in.weight.grad, hf_layer.intermediate.dense.weight.grad, atol=1e-5)
     assert torch.allclose(layer.qkv.weight.grad[:hidden], hf_layer.attention.self.query.weight.grad, atol=1e-5)
     # sums over every token of the batch: large values, so a relative tolerance
-    assert torch.allclose(encoder.position_embeddings.weight.grad, reference.embeddings.position_embeddings.weight.grad,
-                          rtol=1e-4, atol=1e-4)
+    assert torch.allclose(
+        encoder.position_embeddings.weight.grad,
+        reference.embeddings.position_embeddings.weight.grad,
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_training_attention_over_padded_texts_equals_attention_text_by_text(tiny_base):

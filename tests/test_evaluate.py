@@ -17,8 +17,9 @@ def _read_jsonl(path):
 
 def test_evaluate_writes_parseable_report(trained_bundle, sample_data, tmp_path, capsys):
     report_dir = tmp_path / "report"
-    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data),
-                 "--report", str(report_dir)]) == 0
+    assert (
+        main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--report", str(report_dir)]) == 0
+    )
     out = capsys.readouterr().out
     assert "macro-F1" in out and "StanceEval 2024 score" in out and "لقاح كورونا" in out
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
@@ -56,15 +57,19 @@ def test_the_report_has_a_risk_coverage_table_and_plot_per_task(trained_bundle, 
     from training.report import RISK_COVERAGE_THRESHOLDS
 
     report_dir = tmp_path / "report"
-    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data),
-                 "--report", str(report_dir)]) == 0
+    assert (
+        main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--report", str(report_dir)]) == 0
+    )
     assert "risk-coverage (percent):" in capsys.readouterr().out
     tasks = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))["models"]["rasid"]["tasks"]
     markdown = (report_dir / "report.md").read_text(encoding="utf-8")
     for task, scores in tasks.items():
         table = scores["risk_coverage"]
-        assert [r["threshold"] for r in table] == list(RISK_COVERAGE_THRESHOLDS) == [
-            0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+        assert (
+            [r["threshold"] for r in table]
+            == list(RISK_COVERAGE_THRESHOLDS)
+            == [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+        )
         coverage = [r["coverage"] for r in table]
         assert coverage == sorted(coverage, reverse=True)  # a higher threshold never keeps more
         assert all(r["answered"] == round(r["coverage"] * scores["n"]) for r in table)
@@ -74,7 +79,8 @@ def test_the_report_has_a_risk_coverage_table_and_plot_per_task(trained_bundle, 
 
 
 def test_evaluate_abstain_below_scores_uncertain_answers_as_wrong_and_reports_what_was_kept(
-        trained_bundle, tmp_path, capsys):
+    trained_bundle, tmp_path, capsys
+):
     from serving.predictor import Predictor
     from tests.samples import TOPIC
 
@@ -83,8 +89,22 @@ def test_evaluate_abstain_below_scores_uncertain_answers_as_wrong_and_reports_wh
     scores = sorted(a["topic"]["score"] for a in answers)
     threshold = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2  # keeps the surer half
     kept = [a["topic"]["label"] == label for a, (_, label) in zip(answers, TOPIC) if a["topic"]["score"] >= threshold]
-    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data), "--abstain-below", str(threshold),
-                 "--report", str(tmp_path / "report")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(trained_bundle),
+                "--data",
+                str(data),
+                "--abstain-below",
+                str(threshold),
+                "--report",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
     assert f"abstaining below {threshold:g}: {len(kept)} of {len(TOPIC)} answered" in capsys.readouterr().out
     report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
     assert report["abstain_below"] == threshold
@@ -94,8 +114,10 @@ def test_evaluate_abstain_below_scores_uncertain_answers_as_wrong_and_reports_wh
     assert abstention["coverage"] == pytest.approx(len(kept) / len(TOPIC))
     assert abstention["accuracy"] == pytest.approx(sum(kept) / len(kept))  # of the answered rows
     assert topic["accuracy"] == pytest.approx(sum(kept) / len(TOPIC))  # uncertain answers count as wrong
-    assert sum(topic["confusion"]["counts"][k][topic["confusion"]["columns"].index("uncertain")]
-               for k in range(len(topic["confusion"]["labels"]))) == len(TOPIC) - len(kept)
+    assert sum(
+        topic["confusion"]["counts"][k][topic["confusion"]["columns"].index("uncertain")]
+        for k in range(len(topic["confusion"]["labels"]))
+    ) == len(TOPIC) - len(kept)
 
 
 def test_evaluate_refuses_a_threshold_outside_zero_to_one(trained_bundle, sample_data, capsys):
@@ -105,11 +127,29 @@ def test_evaluate_refuses_a_threshold_outside_zero_to_one(trained_bundle, sample
 
 def test_evaluate_scores_the_precision_asked_and_says_which_ran(trained_bundle, sample_data, tmp_path, capsys):
     for precision in ("fp32", "int8"):
-        assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--tasks", "topic",
-                     "--precision", precision, "--report", str(tmp_path / precision)]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--model",
+                    str(trained_bundle),
+                    "--data",
+                    str(sample_data),
+                    "--tasks",
+                    "topic",
+                    "--precision",
+                    precision,
+                    "--report",
+                    str(tmp_path / precision),
+                ]
+            )
+            == 0
+        )
     capsys.readouterr()
-    rasid = {p: json.loads((tmp_path / p / "report.json").read_text(encoding="utf-8"))["models"]["rasid"]
-             for p in ("fp32", "int8")}
+    rasid = {
+        p: json.loads((tmp_path / p / "report.json").read_text(encoding="utf-8"))["models"]["rasid"]
+        for p in ("fp32", "int8")
+    }
     assert rasid["fp32"]["description"].endswith("run on torch-fp32")
     assert rasid["int8"]["description"].endswith("run on torch-int8")
     assert rasid["int8"]["tasks"]["topic"]["n"] == rasid["fp32"]["tasks"]["topic"]["n"] == 24
@@ -145,8 +185,25 @@ def test_rasid_fast_false_is_an_alias_of_fp32_and_an_explicit_precision_wins(mon
 
 def test_evaluate_with_baseline_side_by_side(trained_bundle, sample_data, tmp_path, capsys):
     report_dir = tmp_path / "report"
-    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(sample_data), "--tasks", "topic,stance",
-                 "--baseline", "--train", str(sample_data), "--report", str(report_dir)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(trained_bundle),
+                "--data",
+                str(sample_data),
+                "--tasks",
+                "topic,stance",
+                "--baseline",
+                "--train",
+                str(sample_data),
+                "--report",
+                str(report_dir),
+            ]
+        )
+        == 0
+    )
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     assert set(report["models"]) == {"rasid", "baseline"}
     assert set(report["models"]["baseline"]["tasks"]) == {"topic", "stance"}
@@ -161,26 +218,34 @@ def test_baseline_needs_train_files(trained_bundle, sample_data, capsys):
 
 
 def test_unknown_label_is_an_error_naming_it(trained_bundle, tmp_path, capsys):
-    data = write_jsonl(tmp_path / "data.jsonl", [
-        {"text": "فاز المنتخب في المباراة", "topic": "sports"},
-        {"text": "نص عن الطقس والمطر", "topic": "weather"},
-        {"text": "نص ثالث عن الفن", "topic": "ECONOMY"},  # matched case-insensitively: not an error
-    ])
+    data = write_jsonl(
+        tmp_path / "data.jsonl",
+        [
+            {"text": "فاز المنتخب في المباراة", "topic": "sports"},
+            {"text": "نص عن الطقس والمطر", "topic": "weather"},
+            {"text": "نص ثالث عن الفن", "topic": "ECONOMY"},  # matched case-insensitively: not an error
+        ],
+    )
     assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data)]) == 2
     err = capsys.readouterr().err
     assert "'weather'" in err and f"{data}:2" in err and "ECONOMY" not in err
 
 
 def test_case_insensitive_labels_are_accepted(trained_bundle, tmp_path):
-    data = write_jsonl(tmp_path / "data.jsonl", [{"text": "فاز المنتخب في المباراة", "topic": "SPORTS"},
-                                                 {"text": "ارتفع سعر النفط", "topic": "Economy"}])
+    data = write_jsonl(
+        tmp_path / "data.jsonl",
+        [{"text": "فاز المنتخب في المباراة", "topic": "SPORTS"}, {"text": "ارتفع سعر النفط", "topic": "Economy"}],
+    )
     assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data)]) == 0
 
 
 def test_bad_rows_are_reported_by_file_and_line(trained_bundle, tmp_path, capsys):
     data = tmp_path / "data.jsonl"
-    data.write_text('{"text": "فاز المنتخب", "topic": "sports"}\n{not json\n{"topic": "sports"}\n'
-                    '{"text": "أكد المصدر الخبر", "claim": "agree"}\n', encoding="utf-8")
+    data.write_text(
+        '{"text": "فاز المنتخب", "topic": "sports"}\n{not json\n{"topic": "sports"}\n'
+        '{"text": "أكد المصدر الخبر", "claim": "agree"}\n',
+        encoding="utf-8",
+    )
     assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data)]) == 2
     err = capsys.readouterr().err
     assert f"{data}:2" in err and f"{data}:3" in err
@@ -190,13 +255,29 @@ def test_bad_rows_are_reported_by_file_and_line(trained_bundle, tmp_path, capsys
 
 
 def test_evaluate_documents(trained_bundle, tmp_path, capsys):
-    data = write_jsonl(tmp_path / "articles.jsonl", [
-        {"text": ARTICLE, "target": "خطة لدعم الشركات", "claim": "agree", "topic": "economy"},
-        {"text": "شارك على فيسبوك\nتابعونا على تويتر", "target": "ادعاء", "claim": "unrelated"},
-    ])
+    data = write_jsonl(
+        tmp_path / "articles.jsonl",
+        [
+            {"text": ARTICLE, "target": "خطة لدعم الشركات", "claim": "agree", "topic": "economy"},
+            {"text": "شارك على فيسبوك\nتابعونا على تويتر", "target": "ادعاء", "claim": "unrelated"},
+        ],
+    )
     report_dir = tmp_path / "report"
-    assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data), "--documents",
-                 "--report", str(report_dir)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(trained_bundle),
+                "--data",
+                str(data),
+                "--documents",
+                "--report",
+                str(report_dir),
+            ]
+        )
+        == 0
+    )
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     assert report["documents"] is True
     claim = report["models"]["rasid"]["tasks"]["claim"]
@@ -205,9 +286,11 @@ def test_evaluate_documents(trained_bundle, tmp_path, capsys):
 
 
 def test_predict_output_shape(trained_bundle, tmp_path):
-    rows = [{"id": "a1", "text": "فاز المنتخب الوطني في المباراة", "target": "لقاح كورونا"},
-            {"id": 7, "text": "ارتفعت أسعار النفط"},
-            {"text": "نص بلا معرف", "target": "تمكين المرأة", "topic": "politics"}]
+    rows = [
+        {"id": "a1", "text": "فاز المنتخب الوطني في المباراة", "target": "لقاح كورونا"},
+        {"id": 7, "text": "ارتفعت أسعار النفط"},
+        {"text": "نص بلا معرف", "target": "تمكين المرأة", "topic": "politics"},
+    ]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out" / "predictions.jsonl"
     assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out)]) == 0
@@ -228,8 +311,24 @@ def test_predict_csv_with_tasks_and_abstention(trained_bundle, tmp_path):
     source = tmp_path / "in.csv"
     source.write_text("id,text\n1,فاز المنتخب الوطني في المباراة\n2,ارتفعت أسعار النفط\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
-                 "--tasks", "topic", "--abstain-below", "1.0"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(trained_bundle),
+                "--input",
+                str(source),
+                "--output",
+                str(out),
+                "--tasks",
+                "topic",
+                "--abstain-below",
+                "1.0",
+            ]
+        )
+        == 0
+    )
     lines = _read_jsonl(out)
     assert [l["id"] for l in lines] == ["1", "2"]
     assert all(set(l["predictions"]) == {"topic"} for l in lines)
@@ -237,18 +336,22 @@ def test_predict_csv_with_tasks_and_abstention(trained_bundle, tmp_path):
 
 
 def test_predict_documents(trained_bundle, tmp_path):
-    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "doc", "text": ARTICLE, "target": "خطة لدعم الشركات"},
-                                                 {"id": "empty", "text": "جميع الحقوق محفوظة"}])
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"id": "doc", "text": ARTICLE, "target": "خطة لدعم الشركات"}, {"id": "empty", "text": "جميع الحقوق محفوظة"}],
+    )
     out = tmp_path / "out.jsonl"
-    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
-                 "--documents"]) == 0
+    assert (
+        main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out), "--documents"])
+        == 0
+    )
     doc, empty = _read_jsonl(out)
     assert set(doc["predictions"]) == {"topic", "stance", "claim"}
     assert doc["predictions"]["claim"]["rule"] == "most-confident-non-neutral"
     assert doc["predictions"]["topic"]["rule"] == "length-weighted-mean"
     assert len(doc["paragraphs"]) == 2 and len(doc["skipped"]) == 4
     for p in doc["paragraphs"] + doc["skipped"]:
-        assert ARTICLE[p["start"]:p["end"]] == p["text"]
+        assert ARTICLE[p["start"] : p["end"]] == p["text"]
     assert empty["empty"] is True and empty["predictions"] == {} and len(empty["skipped"]) == 1
 
 
@@ -258,22 +361,69 @@ def test_predict_bad_rows(trained_bundle, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out)]) == 2
     assert f"{source}:2" in capsys.readouterr().err and not out.exists()
-    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
-                 "--skip-bad-rows"]) == 0
+    assert (
+        main(
+            ["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out), "--skip-bad-rows"]
+        )
+        == 0
+    )
     assert len(_read_jsonl(out)) == 2
     # A pair task asked for by name needs a target on every row.
-    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
-                 "--tasks", "claim", "--skip-bad-rows"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(trained_bundle),
+                "--input",
+                str(source),
+                "--output",
+                str(out),
+                "--tasks",
+                "claim",
+                "--skip-bad-rows",
+            ]
+        )
+        == 0
+    )
     assert _read_jsonl(out) == []
     source.write_text('{"text": "نص أول", "target": "ادعاء"}\n{"text": "نص ثان"}\n', encoding="utf-8")
-    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
-                 "--tasks", "claim"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(trained_bundle),
+                "--input",
+                str(source),
+                "--output",
+                str(out),
+                "--tasks",
+                "claim",
+            ]
+        )
+        == 2
+    )
     assert f"{source}:2: task(s) ['claim'] compare a text with a target" in capsys.readouterr().err
 
 
 def test_predict_refuses_bad_threshold(trained_bundle, sample_data, tmp_path, capsys):
-    assert main(["predict", "--model", str(trained_bundle), "--input", str(sample_data),
-                 "--output", str(tmp_path / "o.jsonl"), "--abstain-below", "1.5"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(trained_bundle),
+                "--input",
+                str(sample_data),
+                "--output",
+                str(tmp_path / "o.jsonl"),
+                "--abstain-below",
+                "1.5",
+            ]
+        )
+        == 2
+    )
     assert "--abstain-below" in capsys.readouterr().err
 
 

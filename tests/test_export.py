@@ -47,8 +47,15 @@ def reference(bundle: Path, texts=TEXTS, pairs=PAIRS):
     settings = predictor.manifest.normalization
     singles = [(normalize(t, settings),) for t in texts]
     pairs = [(normalize(g, settings), normalize(t, settings)) for g, t in pairs]
-    return predictor, {"topic": predictor.probabilities(singles, ["topic"])["topic"].numpy(),
-                       **predictor.probabilities(pairs, ["stance", "claim"])}, singles, pairs
+    return (
+        predictor,
+        {
+            "topic": predictor.probabilities(singles, ["topic"])["topic"].numpy(),
+            **predictor.probabilities(pairs, ["stance", "claim"]),
+        },
+        singles,
+        pairs,
+    )
 
 
 def pipeline_scores(folder: Path, inputs, labels, remote: bool) -> np.ndarray:
@@ -71,12 +78,15 @@ def sharpened(bundle: Path, pooling: str) -> Path:
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 def test_hf_export_on_raw_text_gives_the_bundles_calibrated_scores_and_labels_through_a_pipeline(
-        bundle_copy, tmp_path, pooling):
+    bundle_copy, tmp_path, pooling
+):
     predictor, expected, _, _ = reference(sharpened(bundle_copy, pooling), RAW_TEXTS, RAW_PAIRS)
     # the raw texts matter: un-normalised, every one tokenises otherwise and the scores move past the tolerance
     settings = predictor.manifest.normalization
-    assert all(predictor.tokenizer(t)["input_ids"] != predictor.tokenizer(normalize(t, settings))["input_ids"]
-               for t in RAW_TEXTS)
+    assert all(
+        predictor.tokenizer(t)["input_ids"] != predictor.tokenizer(normalize(t, settings))["input_ids"]
+        for t in RAW_TEXTS
+    )
     unnormalised = predictor.probabilities([(t,) for t in RAW_TEXTS], ["topic"])["topic"].numpy()
     assert np.abs(unnormalised - expected["topic"]).max() > TOLERANCE
 
@@ -89,8 +99,9 @@ def test_hf_export_on_raw_text_gives_the_bundles_calibrated_scores_and_labels_th
     predicted = predictor.predict(RAW_TEXTS, tasks=["topic"])  # what `rasid predict` answers on the raw rows
     assert [topic[k] for k in got.argmax(1)] == [p["topic"]["label"] for p in predicted]
     stance = predictor.manifest.task("stance").labels
-    got = pipeline_scores(tmp_path / "hf" / "stance", [{"text": g, "text_pair": t} for g, t in RAW_PAIRS], stance,
-                          remote)
+    got = pipeline_scores(
+        tmp_path / "hf" / "stance", [{"text": g, "text_pair": t} for g, t in RAW_PAIRS], stance, remote
+    )
     np.testing.assert_allclose(got, np.asarray(expected["stance"]), atol=TOLERANCE)
     predicted = predictor.predict([t for _, t in RAW_PAIRS], targets=[g for g, _ in RAW_PAIRS], tasks=["stance"])
     assert [stance[k] for k in got.argmax(1)] == [p["stance"]["label"] for p in predicted]
@@ -107,8 +118,14 @@ def test_the_exported_tokenizer_reads_raw_text_as_the_bundle_reads_normalised_te
     settings = predictor.manifest.normalization
     # every code point of the common scripts, spaces and presentation forms, in the contexts the regexes look at
     points = [c for c in _all_characters() if ord(c) < 0x3100 or 0xFB00 <= ord(c) <= 0xFFFF]
-    probes = PROBES + RAW_TEXTS + ["".join(f"x @{c}y {c}@ab www.{c}q HTTP{c}s://z{c}w{c}{c}" for c in points[k:k + 500])
-                                   for k in range(0, len(points), 500)]
+    probes = (
+        PROBES
+        + RAW_TEXTS
+        + [
+            "".join(f"x @{c}y {c}@ab www.{c}q HTTP{c}s://z{c}w{c}{c}" for c in points[k : k + 500])
+            for k in range(0, len(points), 500)
+        ]
+    )
     for text in probes:
         assert exported(text)["input_ids"] == predictor.tokenizer(normalize(text, settings))["input_ids"], text[:80]
 
@@ -133,11 +150,15 @@ def test_mean_pooling_export_refuses_to_load_without_remote_code(trained_bundle,
 
 
 def test_a_mean_pooled_export_says_why_it_needs_remote_code_and_its_recipe_without_it_gives_the_scores(
-        trained_bundle, tmp_path):
+    trained_bundle, tmp_path
+):
     import re
 
     main(["export", "--model", str(trained_bundle), "--format", "hf", "--out", str(tmp_path)])
-    for task, inputs in (("topic", (RAW_TEXTS, None)), ("stance", ([t for _, t in RAW_PAIRS], [g for g, _ in RAW_PAIRS]))):
+    for task, inputs in (
+        ("topic", (RAW_TEXTS, None)),
+        ("stance", ([t for _, t in RAW_PAIRS], [g for g, _ in RAW_PAIRS])),
+    ):
         readme = (tmp_path / task / "README.md").read_text(encoding="utf-8")
         assert "Why `trust_remote_code=True`" in readme and "mean of all token vectors" in readme
         recipe = re.search(r"### Without remote code.*?```python\n(.*?)```", readme, re.S).group(1)
@@ -145,8 +166,12 @@ def test_a_mean_pooled_export_says_why_it_needs_remote_code_and_its_recipe_witho
         exec(recipe.replace("PATH", str(tmp_path)), namespace)  # the README's own code, as a user would run it
         got = namespace["classify"](*inputs)
         labels = list(got[0])
-        remote = pipeline_scores(tmp_path / task, RAW_TEXTS if task == "topic" else
-                                 [{"text": g, "text_pair": t} for g, t in RAW_PAIRS], labels, remote=True)
+        remote = pipeline_scores(
+            tmp_path / task,
+            RAW_TEXTS if task == "topic" else [{"text": g, "text_pair": t} for g, t in RAW_PAIRS],
+            labels,
+            remote=True,
+        )
         np.testing.assert_allclose([[row[l] for l in labels] for row in got], remote, atol=TOLERANCE)
 
 
@@ -166,22 +191,27 @@ def onnx_probabilities(folder: Path, kind: str, tokenizer, inputs) -> dict[str, 
     session = onnxruntime.InferenceSession(str(folder / graph["file"]), providers=["CPUExecutionProvider"])
     encoded = tokenizer(*zip(*inputs), padding=True, truncation=True, return_tensors="np")
     outputs = session.run(graph["tasks"], {name: encoded[name] for name in graph["inputs"]})
-    return {task: np.exp(o - o.max(1, keepdims=True)) / np.exp(o - o.max(1, keepdims=True)).sum(1, keepdims=True)
-            for task, o in zip(graph["tasks"], outputs)}
+    return {
+        task: np.exp(o - o.max(1, keepdims=True)) / np.exp(o - o.max(1, keepdims=True)).sum(1, keepdims=True)
+        for task, o in zip(graph["tasks"], outputs)
+    }
 
 
 def test_onnx_export_one_graph_per_input_kind_gives_the_bundles_scores(trained_bundle, tmp_path):
     predictor, expected, singles, pairs = reference(trained_bundle)
     assert main(["export", "--model", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path)]) == 0
-    got = {**onnx_probabilities(tmp_path, "single", predictor.tokenizer, singles),
-           **onnx_probabilities(tmp_path, "pair", predictor.tokenizer, pairs)}
+    got = {
+        **onnx_probabilities(tmp_path, "single", predictor.tokenizer, singles),
+        **onnx_probabilities(tmp_path, "pair", predictor.tokenizer, pairs),
+    }
     assert set(got) == {"topic", "stance", "claim"}
     for task in got:
         np.testing.assert_allclose(got[task], np.asarray(expected[task]), atol=TOLERANCE)
 
 
-def test_predictor_onnx_backend_answers_like_torch_without_loading_the_torch_model(trained_bundle, tmp_path,
-                                                                                   monkeypatch):
+def test_predictor_onnx_backend_answers_like_torch_without_loading_the_torch_model(
+    trained_bundle, tmp_path, monkeypatch
+):
     main(["export", "--model", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path)])
     plain = Predictor.from_bundle(trained_bundle, precision="fp32")
     monkeypatch.setattr("serving.predictor.load_bundle", lambda *a, **k: pytest.fail("loaded the torch model"))
@@ -210,8 +240,20 @@ def test_a_bundle_trained_with_fewer_layers_exports_at_its_own_depth(tmp_path, t
 
     from training.train import TrainConfig, train
 
-    bundle = train(TrainConfig(data=[sample_data], out=tmp_path / "m", base=str(tiny_base), tasks=["topic"],
-                               epochs=1, batch_size=8, val_fraction=0.25, lr=1e-3, max_length=64, keep_layers=1))
+    bundle = train(
+        TrainConfig(
+            data=[sample_data],
+            out=tmp_path / "m",
+            base=str(tiny_base),
+            tasks=["topic"],
+            epochs=1,
+            batch_size=8,
+            val_fraction=0.25,
+            lr=1e-3,
+            max_length=64,
+            keep_layers=1,
+        )
+    )
     predictor = Predictor.from_bundle(bundle, precision="fp32")
     texts = [normalize(t, predictor.manifest.normalization) for t in TEXTS]
     expected = predictor.probabilities([(t,) for t in texts], ["topic"])["topic"].numpy()
@@ -222,13 +264,16 @@ def test_a_bundle_trained_with_fewer_layers_exports_at_its_own_depth(tmp_path, t
 
 
 def test_a_fusion_that_keeps_the_encoder_alone_is_folded_in_and_any_other_is_said_in_the_readme(
-        bundle_copy, tmp_path, monkeypatch):
+    bundle_copy, tmp_path, monkeypatch
+):
     from serving.fusion import FusedTask, fuse
 
     predictor, expected, _, _ = reference(bundle_copy, RAW_TEXTS, RAW_PAIRS)
     # encoder weight 1 with a fusion temperature of 2 for topic; stance mixed with an n-gram model
-    monkeypatch.setattr("serving.bundle.load_ngram_models",
-                        lambda path: {"topic": FusedTask(None, 1.0, 2.0), "stance": FusedTask(None, 0.6, 1.0)})
+    monkeypatch.setattr(
+        "serving.bundle.load_ngram_models",
+        lambda path: {"topic": FusedTask(None, 1.0, 2.0), "stance": FusedTask(None, 0.6, 1.0)},
+    )
     assert main(["export", "--model", str(bundle_copy), "--format", "hf", "--out", str(tmp_path)]) == 0
     labels = predictor.manifest.task("topic").labels
     got = pipeline_scores(tmp_path / "topic", RAW_TEXTS, labels, remote=True)

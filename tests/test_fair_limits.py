@@ -21,20 +21,25 @@ from tests.samples import TOPIC
 from tests.test_api import wait_ready
 
 GUARD_S = 30  # how long an event may take before the test gives up: a hang guard, never an assertion
-ARTICLE_40 = "\n".join(f"أعلنت الوزارة في بيانها رقم {k} أن العمل في المشروع الجديد مستمر رغم الصعوبات." for k in range(40))
+ARTICLE_40 = "\n".join(
+    f"أعلنت الوزارة في بيانها رقم {k} أن العمل في المشروع الجديد مستمر رغم الصعوبات." for k in range(40)
+)
 
 
 def echo_predict(calls: list, hold: threading.Event | None = None):
     """A model double: records each call's texts; with `hold`, the first call waits until it is set."""
+
     def predict(items, tasks):
         calls.append([i.text for i in items])
         if hold is not None and len(calls) == 1:
             assert hold.wait(GUARD_S)
         return [ItemResult(predictions={"echo": {"label": i.text}}) for i in items]
+
     return predict
 
 
 # --- the batcher ----------------------------------------------------------------------------------------
+
 
 def test_a_short_request_shares_the_next_batch_with_a_long_one_and_is_answered_first():
     calls, hold = [], threading.Event()
@@ -77,8 +82,9 @@ def test_a_lone_long_request_still_fills_whole_batches():
 
 def test_admission_refuses_at_once_a_request_whose_expected_wait_is_past_the_limit():
     async def scenario():
-        batcher = Batcher(echo_predict([]), max_batch_size=32, max_wait_ms=0, max_queue_items=100,
-                          max_expected_wait_s=1.0)  # slices of 8 texts
+        batcher = Batcher(
+            echo_predict([]), max_batch_size=32, max_wait_ms=0, max_queue_items=100, max_expected_wait_s=1.0
+        )  # slices of 8 texts
         queued = asyncio.ensure_future(batcher.submit([Item(f"q{k}") for k in range(12)]))
         await asyncio.sleep(0)  # no worker yet: 12 texts wait
         assert batcher.expected_wait(1) is None  # nothing measured yet
@@ -99,8 +105,9 @@ def test_admission_refuses_at_once_a_request_whose_expected_wait_is_past_the_lim
 
 def test_the_expected_wait_of_a_short_request_does_not_count_the_long_article_ahead_of_it():
     async def scenario():
-        batcher = Batcher(echo_predict([]), max_batch_size=32, max_wait_ms=0, max_queue_items=500,
-                          max_expected_wait_s=5.0)
+        batcher = Batcher(
+            echo_predict([]), max_batch_size=32, max_wait_ms=0, max_queue_items=500, max_expected_wait_s=5.0
+        )
         article = asyncio.ensure_future(batcher.submit([Item(f"p{k}") for k in range(100)]))
         await asyncio.sleep(0)
         batcher.throughput = 10.0  # 100 queued texts: 10 s of work, twice the limit
@@ -119,8 +126,9 @@ def test_the_expected_wait_of_a_short_request_does_not_count_the_long_article_ah
 
 def test_an_empty_queue_takes_a_request_whatever_its_expected_wait():
     async def scenario():
-        batcher = Batcher(echo_predict([]), max_batch_size=4, max_wait_ms=0, max_queue_items=3,
-                          max_expected_wait_s=0.001)
+        batcher = Batcher(
+            echo_predict([]), max_batch_size=4, max_wait_ms=0, max_queue_items=3, max_expected_wait_s=0.001
+        )
         batcher.throughput = 1.0
         batcher.start()
         answers = await batcher.submit([Item(f"a{k}") for k in range(6)])  # bigger than both limits
@@ -191,8 +199,11 @@ def test_articles_past_the_paragraph_cap_are_a_422_that_says_so(client):
     assert response.status_code == 422
     assert response.json()["detail"] == (
         "body.text: the article has 51 paragraphs (lines, and pieces of long lines); this server analyses at "
-        "most 50 per request (RASID_MAX_ARTICLE_PARAGRAPHS): send it in parts.")
-    assert client.post("/v1/analyze", json={"text": "\n".join(["خبر عن الاقتصاد المحلي اليوم."] * 50)}).status_code == 200
+        "most 50 per request (RASID_MAX_ARTICLE_PARAGRAPHS): send it in parts."
+    )
+    assert (
+        client.post("/v1/analyze", json={"text": "\n".join(["خبر عن الاقتصاد المحلي اليوم."] * 50)}).status_code == 200
+    )
 
 
 def test_articles_past_the_character_cap_are_a_422_that_says_so(client):
@@ -208,8 +219,9 @@ def test_the_limits_are_published(client):
 
 def test_a_refusal_for_the_expected_wait_is_a_429_with_its_retry_after(client, monkeypatch):
     async def refuse(items, tasks=None):
-        raise QueueFull("about 40.0 s of work is queued at 20 texts/s, more than the 24.0 s this request may wait",
-                        retry_after=17)
+        raise QueueFull(
+            "about 40.0 s of work is queued at 20 texts/s, more than the 24.0 s this request may wait", retry_after=17
+        )
 
     monkeypatch.setattr(client.app.state.service.batcher, "submit", refuse)
     response = client.post("/v1/classify", json={"text": TOPIC[0][0]})
@@ -218,6 +230,7 @@ def test_a_refusal_for_the_expected_wait_is_a_429_with_its_retry_after(client, m
 
 
 # --- a bundle that cannot be loaded ---------------------------------------------------------------------
+
 
 def _break_heads(bundle):
     manifest = json.loads((bundle / "rasid.json").read_text(encoding="utf-8"))
@@ -230,15 +243,23 @@ def _damage_weights(bundle):
         handle.write(b"\xff" * 64)  # the header is gone
 
 
-@pytest.mark.parametrize("damage, sentence", [
-    (_break_heads, "does not match its"), (_damage_weights, "could not be loaded"),
-])
+@pytest.mark.parametrize(
+    "damage, sentence",
+    [
+        (_break_heads, "does not match its"),
+        (_damage_weights, "could not be loaded"),
+    ],
+)
 def test_rasid_serve_exits_non_zero_with_a_sentence_when_the_bundle_cannot_be_loaded(bundle_copy, damage, sentence):
     from tests.test_server_process import free_port
 
     damage(bundle_copy)
-    result = subprocess.run([sys.executable, "-m", "training", "serve", "--model", str(bundle_copy),
-                             "--port", str(free_port())], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "serve", "--model", str(bundle_copy), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     error = [line for line in result.stderr.splitlines() if line.startswith("rasid serve: error:")]
     assert error and "the model" in error[0] and sentence in result.stderr

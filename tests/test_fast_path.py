@@ -19,12 +19,15 @@ def record(bundle, costs: dict | None) -> None:
     (bundle / "rasid.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
-@pytest.mark.parametrize("costs, fast", [
-    ({"topic": 0.1, "stance": MAX_INT8_COST, "claim": -0.3}, "int8"),
-    ({"topic": 0.1, "stance": 0.9, "claim": 0.0}, "fp32"),  # one task over the limit is enough
-    ({"topic": 0.1, "stance": 0.2}, "fp32"),  # claim never measured: no evidence for it
-    (None, "fp32"),  # a bundle from before the measurement
-])
+@pytest.mark.parametrize(
+    "costs, fast",
+    [
+        ({"topic": 0.1, "stance": MAX_INT8_COST, "claim": -0.3}, "int8"),
+        ({"topic": 0.1, "stance": 0.9, "claim": 0.0}, "fp32"),  # one task over the limit is enough
+        ({"topic": 0.1, "stance": 0.2}, "fp32"),  # claim never measured: no evidence for it
+        (None, "fp32"),  # a bundle from before the measurement
+    ],
+)
 def test_the_fast_path_follows_the_int8_cost_recorded_in_the_bundle(bundle_copy, costs, fast):
     record(bundle_copy, costs)
     assert fast_precision(read_manifest(bundle_copy)) == fast
@@ -73,7 +76,11 @@ def test_check_int8_names_labels_the_bundle_does_not_know_and_keeps_the_earlier_
     data = write_jsonl(tmp_path / "v.jsonl", [{"text": "نص", "topic": "weather"}])
     assert main(["check-int8", "--model", str(bundle_copy), "--data", str(data)]) == 2
     assert "label 'weather'" in capsys.readouterr().err
-    assert read_manifest(bundle_copy).metrics["int8_cost"]["macro_f1_points"] == {"topic": 0.1, "stance": 0.2, "claim": 0.3}
+    assert read_manifest(bundle_copy).metrics["int8_cost"]["macro_f1_points"] == {
+        "topic": 0.1,
+        "stance": 0.2,
+        "claim": 0.3,
+    }
 
 
 def test_rewriting_a_manifest_needs_a_complete_bundle(bundle_copy, tmp_path):
@@ -89,8 +96,20 @@ def test_rewriting_a_manifest_needs_a_complete_bundle(bundle_copy, tmp_path):
 def tiny_training(sample_data, out, tiny_base, **options):
     from training.train import TrainConfig, train
 
-    return train(TrainConfig(data=[sample_data], out=out, base=str(tiny_base), tasks=["topic"], epochs=1,
-                             batch_size=8, val_fraction=0.25, lr=1e-3, max_length=64, **options))
+    return train(
+        TrainConfig(
+            data=[sample_data],
+            out=out,
+            base=str(tiny_base),
+            tasks=["topic"],
+            epochs=1,
+            batch_size=8,
+            val_fraction=0.25,
+            lr=1e-3,
+            max_length=64,
+            **options,
+        )
+    )
 
 
 def test_training_can_skip_the_int8_check_and_the_bundle_then_runs_fp32(tmp_path, tiny_base, sample_data):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from serving import batch
 from tests.conftest import write_jsonl
 from tests.test_documents import FOOTER, MENU, site_page
-from serving import batch
 from training.cli import main
 
 
@@ -15,8 +15,10 @@ def test_predict_documents_skips_the_lines_recurring_across_the_whole_input(trai
     monkeypatch.setattr(batch, "CHUNK_DOCUMENTS", 2)  # six pages in three calls: no chunk alone shows a recurrence
     source = write_jsonl(tmp_path / "pages.jsonl", [{"id": f"p{k}", "text": site_page(k)} for k in range(6)])
     out = tmp_path / "out.jsonl"
-    assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
-                 "--documents"]) == 0
+    assert (
+        main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out), "--documents"])
+        == 0
+    )
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 6
     for line in lines:
@@ -29,8 +31,7 @@ def test_evaluate_documents_skips_the_recurring_lines_too(trained_bundle, tmp_pa
 
     seen = []
     real = documents.analyze_documents
-    monkeypatch.setattr(documents, "analyze_documents",
-                        lambda *a, **k: seen.append(result := real(*a, **k)) or result)
+    monkeypatch.setattr(documents, "analyze_documents", lambda *a, **k: seen.append(result := real(*a, **k)) or result)
     data = write_jsonl(tmp_path / "pages.jsonl", [{"text": site_page(k), "topic": "economy"} for k in range(6)])
     assert main(["evaluate", "--model", str(trained_bundle), "--data", str(data), "--documents"]) == 0
     (results,) = seen

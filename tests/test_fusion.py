@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from serving.data_files import Row
 from serving.fusion import fuse
 from serving.tfidf import char_ngrams
 from tests.samples import TOPIC
-from serving.data_files import Row
 from training.ngram_model import feature_matrix, fit_features, fit_ngram_classifier
 
 TEXTS = [text for text, _ in TOPIC]
@@ -26,8 +26,9 @@ def test_tfidf_weights_equal_scikit_learns_on_the_same_vocabulary():
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     features = fit_features(TEXTS)
-    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
-                                vocabulary=features.vocabulary).fit(TEXTS)
+    reference = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, vocabulary=features.vocabulary
+    ).fit(TEXTS)
     np.testing.assert_allclose(features.idf, reference.idf_, rtol=1e-6)
     ours = feature_matrix(features, TEXTS[:5], None, pair=False).toarray()
     np.testing.assert_allclose(ours, reference.transform(TEXTS[:5]).toarray(), atol=1e-6)
@@ -65,9 +66,18 @@ def test_fusion_weight_one_is_the_encoder_and_zero_the_ngram_model():
 def keyword_rows(labels: list[str], per_label: int, start: int) -> list[Row]:
     """Rows whose label is given away by a made-up keyword: easy for n-grams, unknown to the tiny encoder."""
     words = {label: f"كلمة{'ابتثجحخ'[k]}سر" for k, label in enumerate(labels)}
-    return [Row(text=f"خبر رقم {n} يذكر {words[label]} في سطره", target=None, labels={"topic": label},
-                where=f"f:{n}", group=f"g{n}", extra={"source": "s"})
-            for label in labels for n in range(start, start + per_label)]
+    return [
+        Row(
+            text=f"خبر رقم {n} يذكر {words[label]} في سطره",
+            target=None,
+            labels={"topic": label},
+            where=f"f:{n}",
+            group=f"g{n}",
+            extra={"source": "s"},
+        )
+        for label in labels
+        for n in range(start, start + per_label)
+    ]
 
 
 def test_fit_fusion_writes_ngram_models_that_the_predictor_uses(bundle_copy):
@@ -96,11 +106,21 @@ def keyword_articles(labels: list[str], per_label: int, start: int) -> list[Row]
         for n in range(start, start + per_label):
             name = "".join("سشصضطظعغفق"[int(d)] for d in f"{n:03d}")  # a made-up word per article, not a number
             claim = f"حدث {name} وقع في المدينة"
-            text = (f"تقرير إخباري طويل عن شؤون {name} متنوعة في البلاد .\n"
-                    f"وقال مراسلنا إن الحدث {name} {words[label]} كما ورد في المدينة .\n"
-                    f"وفي سياق آخر تحدث المسؤولون عن الطقس {name} والاقتصاد والرياضة .")
-            rows.append(Row(text=text, target=claim, labels={"claim": label}, where=f"f:{n}", group=f"c{n}",
-                            extra={"source": "s"}))
+            text = (
+                f"تقرير إخباري طويل عن شؤون {name} متنوعة في البلاد .\n"
+                f"وقال مراسلنا إن الحدث {name} {words[label]} كما ورد في المدينة .\n"
+                f"وفي سياق آخر تحدث المسؤولون عن الطقس {name} والاقتصاد والرياضة ."
+            )
+            rows.append(
+                Row(
+                    text=text,
+                    target=claim,
+                    labels={"claim": label},
+                    where=f"f:{n}",
+                    group=f"c{n}",
+                    extra={"source": "s"},
+                )
+            )
     return rows
 
 
@@ -112,12 +132,16 @@ def test_a_learned_document_verdict_is_fitted_written_and_used_for_articles(bund
     from training.verdict_model import fit_document_verdict
 
     labels = list(read_manifest(bundle_copy).task("claim").labels)
-    report = fit_document_verdict(bundle_copy, keyword_articles(labels, 8, 0), keyword_articles(labels, 8, 100), "claim")
+    report = fit_document_verdict(
+        bundle_copy, keyword_articles(labels, 8, 0), keyword_articles(labels, 8, 100), "claim"
+    )
     assert report["val_articles"] == 8 * len(labels) and 0 <= report["cross_fitted_macro_f1"] <= 1
     assert read_manifest(bundle_copy).metrics["documents"]["claim"] == report
     article = keyword_articles(labels, 1, 900)[0]
     learned = analyze_document(Predictor.from_bundle(bundle_copy), article.text, article.target, ["claim"])
     assert learned["predictions"]["claim"]["rule"] == RULE_LEARNED
     assert learned["predictions"]["claim"]["label"] == article.labels["claim"]
-    by_rule = analyze_document(Predictor.from_bundle(bundle_copy, fusion=False), article.text, article.target, ["claim"])
+    by_rule = analyze_document(
+        Predictor.from_bundle(bundle_copy, fusion=False), article.text, article.target, ["claim"]
+    )
     assert by_rule["predictions"]["claim"]["rule"] != RULE_LEARNED

@@ -17,7 +17,7 @@ COMMANDS = build_parser()._subparsers._group_actions[0].choices
 def test_each_command_has_a_description_an_example_and_explains_every_option(name):
     parser = COMMANDS[name]
     assert issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter)
-    assert parser.description and f"example:\n  " in parser.epilog and f"rasid {name}" in parser.epilog
+    assert parser.description and "example:\n  " in parser.epilog and f"rasid {name}" in parser.epilog
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
             continue

@@ -42,9 +42,11 @@ def test_the_rasid_command_line_loads_no_heavy_library_until_a_command_runs():
     import subprocess
     import sys
 
-    code = ("import sys; from training.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'pandas', 'scipy', 'matplotlib', "
-            "'datasets') if m in sys.modules))")
+    code = (
+        "import sys; from training.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'pandas', 'scipy', 'matplotlib', "
+        "'datasets') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
 

@@ -11,11 +11,11 @@ from serving.api.main import create_app
 from serving.api.page import STATIC
 from serving.api.settings import Settings
 
-CONTENT_TYPES = {".html": ("text/html",), ".css": ("text/css",),
-                 ".js": ("text/javascript", "application/javascript")}
+CONTENT_TYPES = {".html": ("text/html",), ".css": ("text/css",), ".js": ("text/javascript", "application/javascript")}
 # An absolute or protocol-relative URL: anything the browser would fetch from another host.
-EXTERNAL = re.compile(r"https?:|(?:src|href|action)\s*=\s*[\"']?//|url\(\s*[\"']?//|from\s+[\"']//|import\(\s*[\"']//",
-                      re.IGNORECASE)
+EXTERNAL = re.compile(
+    r"https?:|(?:src|href|action)\s*=\s*[\"']?//|url\(\s*[\"']?//|from\s+[\"']//|import\(\s*[\"']//", re.IGNORECASE
+)
 
 
 class References(HTMLParser):
@@ -72,16 +72,26 @@ def test_every_asset_has_its_content_type_and_no_external_url(client, path):
 
 
 def test_the_external_url_check_catches_what_it_should():
-    for text in ('<script src="https://cdn.example/x.js">', "<link href='//cdn.example/x.css'>",
-                 "@import url(//fonts.example/a.css);", 'fetch("http://example.org")'):
+    for text in (
+        '<script src="https://cdn.example/x.js">',
+        "<link href='//cdn.example/x.css'>",
+        "@import url(//fonts.example/a.css);",
+        'fetch("http://example.org")',
+    ):
         assert EXTERNAL.search(text), text
     assert not EXTERNAL.search('<script type="module" src="static/app.js"></script> fetch("v1/analyze")')
 
 
-@pytest.mark.parametrize("page, expected", [
-    ("/docs", {"swagger-ui-bundle.js": ("text/javascript", "application/javascript"), "swagger-ui.css": ("text/css",)}),
-    ("/redoc", {"redoc.standalone.js": ("text/javascript", "application/javascript")}),
-])
+@pytest.mark.parametrize(
+    "page, expected",
+    [
+        (
+            "/docs",
+            {"swagger-ui-bundle.js": ("text/javascript", "application/javascript"), "swagger-ui.css": ("text/css",)},
+        ),
+        ("/redoc", {"redoc.standalone.js": ("text/javascript", "application/javascript")}),
+    ],
+)
 def test_docs_pages_load_their_assets_from_rasid(client, page, expected):
     response = client.get(page)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
@@ -105,8 +115,15 @@ def test_swagger_does_not_ask_an_external_validator(client):
 
 def test_the_page_and_docs_are_public_when_the_api_needs_a_key():
     with TestClient(create_app(Settings(model_dir=None, api_key="s3cret"))) as client:
-        for path in ("/", "/static/app.js", "/static/style.css", "/docs", "/redoc", "/openapi.json",
-                     "/static/docs/swagger-ui-bundle.js"):
+        for path in (
+            "/",
+            "/static/app.js",
+            "/static/style.css",
+            "/docs",
+            "/redoc",
+            "/openapi.json",
+            "/static/docs/swagger-ui-bundle.js",
+        ):
             assert client.get(path).status_code == 200, path
         assert client.get("/v1/model").status_code == 401
 

@@ -55,8 +55,14 @@ def playwright():
 def browser_page(playwright, tmp_path):
     """A page in a fresh profile. Requests anywhere but 127.0.0.1 are refused and recorded in `.outside`."""
     context = playwright.chromium.launch_persistent_context(
-        str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-        accept_downloads=True, viewport={"width": 1280, "height": 900}, locale="ar")
+        str(tmp_path / "profile"),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        accept_downloads=True,
+        viewport={"width": 1280, "height": 900},
+        locale="ar",
+    )
     outside = []
 
     def only_loopback(route):
@@ -100,11 +106,13 @@ def test_an_article_shows_paragraphs_verdicts_and_skipped_lines(playwright, plai
         assert page.locator("#paragraphs .text").all_inner_texts() == [p["text"] for p in expected["paragraphs"]]
         for k, paragraph in enumerate(expected["paragraphs"]):
             shown = paragraphs.nth(k)
-            expect(shown.locator('[data-task="topic"] .chip')).to_contain_text(paragraph["predictions"]["topic"]["label"])
+            expect(shown.locator('[data-task="topic"] .chip')).to_contain_text(
+                paragraph["predictions"]["topic"]["label"]
+            )
             for task in ("stance", "claim"):  # pair tasks: a bar labelled with the label and its score
                 bar = shown.locator(f'.bar-row[data-task="{task}"]')
                 expect(bar).to_contain_text(paragraph["predictions"][task]["label"])
-                expect(bar).to_contain_text(f'{math.floor(paragraph["predictions"][task]["score"] * 100 + 0.5)}%')
+                expect(bar).to_contain_text(f"{math.floor(paragraph['predictions'][task]['score'] * 100 + 0.5)}%")
         for task, verdict in expected["predictions"].items():
             shown = page.locator(f'#verdicts .verdict[data-task="{task}"]')
             expect(shown).to_contain_text(verdict["label"])
@@ -119,7 +127,8 @@ def test_an_article_shows_paragraphs_verdicts_and_skipped_lines(playwright, plai
             shown = skipped.locator("li", has_text=line["text"])
             expect(shown.locator(".reason")).to_contain_text(line["reason"])
             assert shown.evaluate("e => getComputedStyle(e).color") != page.locator(".paragraph .text").first.evaluate(
-                "e => getComputedStyle(e).color")
+                "e => getComputedStyle(e).color"
+            )
         expect(page.locator("#error")).to_be_hidden()
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
 
@@ -154,15 +163,19 @@ def test_a_chosen_file_fills_the_article(playwright, plain_server, tmp_path):
     jsonl = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
     with browser_page(playwright, tmp_path) as page:
         page.goto(plain_server + "/")
-        page.set_input_files("#file", files=[{"name": "article.txt", "mimeType": "text/plain",
-                                               "buffer": ARTICLE.encode()}])
+        page.set_input_files(
+            "#file", files=[{"name": "article.txt", "mimeType": "text/plain", "buffer": ARTICLE.encode()}]
+        )
         expect(page.locator("#article")).to_have_value(ARTICLE)
-        page.set_input_files("#file", files=[{"name": "paragraphs.jsonl", "mimeType": "application/jsonl",
-                                               "buffer": jsonl}])
+        page.set_input_files(
+            "#file", files=[{"name": "paragraphs.jsonl", "mimeType": "application/jsonl", "buffer": jsonl}]
+        )
         expect(page.locator("#article")).to_have_value(ARTICLE.rstrip("\n"))  # the rows' texts, one a line
         expect(page.locator("#target")).to_have_value(TARGET)
-        page.set_input_files("#file", files=[{"name": "bad.jsonl", "mimeType": "application/jsonl",
-                                               "buffer": b'{"text": "ok"}\n{"text": \n'}])
+        page.set_input_files(
+            "#file",
+            files=[{"name": "bad.jsonl", "mimeType": "application/jsonl", "buffer": b'{"text": "ok"}\n{"text": \n'}],
+        )
         expect(page.locator("#error")).to_contain_text("السطر 2")
 
 
@@ -170,10 +183,16 @@ def test_a_server_without_abstain_below_gets_the_marks_from_the_page(playwright,
     """A server from before abstain_below refuses it as an unknown field: the page asks again without it
     and marks the predictions below the threshold itself."""
     with browser_page(playwright, tmp_path) as page:
+
         def older_server(route):
             if "abstain_below" in json.loads(route.request.post_data or "{}"):
-                route.fulfill(status=422, json={"detail": "body.abstain_below: is not a known field", "errors": [
-                    {"field": "body.abstain_below", "message": "is not a known field"}]})
+                route.fulfill(
+                    status=422,
+                    json={
+                        "detail": "body.abstain_below: is not a known field",
+                        "errors": [{"field": "body.abstain_below", "message": "is not a known field"}],
+                    },
+                )
             else:
                 route.fallback()
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from serving import batch, output_files, progress
 from tests.conftest import sample_rows, write_jsonl
 from tests.samples import ARTICLE
-from serving import batch, output_files, progress
 from training.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,8 +26,16 @@ def _rows(n: int = 20) -> list[dict]:
     """n input rows with an id, a source column, a number and (for some) a target, from the sample texts."""
     samples = sample_rows()
     picked = [samples[(k * 5) % len(samples)] for k in range(n)]  # topic, stance and claim rows mixed
-    return [{"id": f"r{k}", "text": s["text"], "n": k, "source": "test",
-             **({"target": s["target"]} if "target" in s else {})} for k, s in enumerate(picked)]
+    return [
+        {
+            "id": f"r{k}",
+            "text": s["text"],
+            "n": k,
+            "source": "test",
+            **({"target": s["target"]} if "target" in s else {}),
+        }
+        for k, s in enumerate(picked)
+    ]
 
 
 def _read(path: Path) -> list[dict]:
@@ -49,8 +57,13 @@ def _labels(lines: list[dict]) -> list[dict]:
             out.append({t: (p["label"], round(p["score"], 6)) for t, p in line["predictions"].items()})
         else:
             tasks = {key.rsplit(".", 1)[0] for key in line if key.endswith(".label")}
-            out.append({t: (line[f"{t}.label"], round(float(line[f"{t}.score"]), 6))
-                        for t in tasks if line[f"{t}.label"] not in (None, "")})
+            out.append(
+                {
+                    t: (line[f"{t}.label"], round(float(line[f"{t}.score"]), 6))
+                    for t in tasks
+                    if line[f"{t}.label"] not in (None, "")
+                }
+            )
     return out
 
 
@@ -92,8 +105,9 @@ def test_jsonl_output_carries_every_input_column_but_the_text(trained_bundle, tm
     out = tmp_path / "o.jsonl"
     assert _predict(trained_bundle, [write_jsonl(tmp_path / "in.jsonl", rows)], out) == 0
     for row, line in zip(rows, _read(out)):
-        assert {k: v for k, v in line.items() if k not in batch.RESULT_FIELDS} == \
-               {k: v for k, v in row.items() if k != "text"}
+        assert {k: v for k, v in line.items() if k not in batch.RESULT_FIELDS} == {
+            k: v for k, v in row.items() if k != "text"
+        }
     assert _predict(trained_bundle, [tmp_path / "in.jsonl"], out, "--keep-text") == 0
     assert [l["text"] for l in _read(out)] == [r["text"] for r in rows]
 
@@ -189,8 +203,9 @@ def test_sigterm_leaves_a_valid_prefix_and_resume_finishes_it(trained_bundle, tm
     err = capsys.readouterr().err
     assert "stopped by SIGTERM after 8 of 14 row(s)" in err and "--resume" in err
     assert [l["id"] for l in _read(out)] == [r["id"] for r in rows[:8]]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.jsonl", reference.name, out.name,
-                                                                 out.name + progress.PROGRESS_SUFFIX])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["in.jsonl", reference.name, out.name, out.name + progress.PROGRESS_SUFFIX]
+    )
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
     monkeypatch.undo()
     monkeypatch.setattr(batch, "CHUNK_ROWS", 4)
@@ -298,16 +313,28 @@ def test_a_real_sigterm_to_a_running_predict(trained_bundle, tmp_path):
     The predictor is slowed down (0.3 s a chunk) so the signal lands mid-run whatever the machine's speed."""
     source = write_jsonl(tmp_path / "in.jsonl", _rows(40))
     out = tmp_path / "o.jsonl"
-    script = ("import sys, time\n"
-              "from serving.predictor import Predictor\n"
-              "from serving import batch\n"
-              "from training.cli import main\n"
-              "batch.CHUNK_ROWS = 4\n"
-              "original = Predictor.predict_items\n"
-              "Predictor.predict_items = lambda self, *a, **k: (time.sleep(0.3), original(self, *a, **k))[1]\n"
-              "sys.exit(main(sys.argv[1:]))\n")
-    command = [sys.executable, "-c", script, "predict", "--model", str(trained_bundle), "--input", str(source),
-               "--output", str(out)]
+    script = (
+        "import sys, time\n"
+        "from serving.predictor import Predictor\n"
+        "from serving import batch\n"
+        "from training.cli import main\n"
+        "batch.CHUNK_ROWS = 4\n"
+        "original = Predictor.predict_items\n"
+        "Predictor.predict_items = lambda self, *a, **k: (time.sleep(0.3), original(self, *a, **k))[1]\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        script,
+        "predict",
+        "--model",
+        str(trained_bundle),
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+    ]
     env = {**os.environ, "RASID_THREADS": "1"}
     process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -348,15 +375,22 @@ def test_the_ray_engine_gives_the_local_labels_and_scores(trained_bundle, tmp_pa
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     try:
         assert _predict(trained_bundle, inputs, tmp_path / "shards", "--engine", "ray", "--workers", "2") == 0
-        assert _predict(trained_bundle, [first], tmp_path / "shards.jsonl", "--engine", "ray", "--workers", "2",
-                        "--documents") == 0
+        assert (
+            _predict(
+                trained_bundle, [first], tmp_path / "shards.jsonl", "--engine", "ray", "--workers", "2", "--documents"
+            )
+            == 0
+        )
     finally:
         ray.shutdown()
     from_parquet = pq.read_table(sorted((tmp_path / "shards").glob("*.parquet"))).to_pylist()
-    from_jsonl = [json.loads(line) for shard in sorted((tmp_path / "shards.jsonl").glob("*.jsonl"))
-                  for line in shard.read_text(encoding="utf-8").splitlines()]
+    from_jsonl = [
+        json.loads(line)
+        for shard in sorted((tmp_path / "shards.jsonl").glob("*.jsonl"))
+        for line in shard.read_text(encoding="utf-8").splitlines()
+    ]
     for lines, expected in ((from_parquet, _read(local)), (from_jsonl, _read(local_documents))):
-        assert [l["id"] for l in lines] == [r["id"] for r in rows][:len(expected)]
+        assert [l["id"] for l in lines] == [r["id"] for r in rows][: len(expected)]
         assert _labels(lines) == _labels(expected)
         assert all(l["source"] == "test" and "text" not in l for l in lines)
     assert from_jsonl[0]["topic.rule"] == "length-weighted-mean" and "paragraphs" in from_jsonl[0]
@@ -384,5 +418,8 @@ def test_ray_actors_share_the_cpus(monkeypatch):
     assert actor_shares(8, None, 2) == (2, 4)  # --threads 2: four actors
     monkeypatch.setenv("RASID_THREADS", "3")
     assert actor_shares(8, 2, None) == (3, 2)
-    assert format_runs(["a.jsonl", "b.jsonl", "c.csv", "d.jsonl"]) == \
-        [("jsonl", ["a.jsonl", "b.jsonl"]), ("csv", ["c.csv"]), ("jsonl", ["d.jsonl"])]
+    assert format_runs(["a.jsonl", "b.jsonl", "c.csv", "d.jsonl"]) == [
+        ("jsonl", ["a.jsonl", "b.jsonl"]),
+        ("csv", ["c.csv"]),
+        ("jsonl", ["d.jsonl"]),
+    ]

@@ -24,8 +24,10 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.fixture
 def copy_of(tmp_path):
     """A writable copy of one recipe's fixture folder, for tests that break a row."""
+
     def copy(name: str) -> Path:
         return Path(shutil.copytree(FIXTURES / name, tmp_path / name))
+
     return copy
 
 
@@ -38,19 +40,35 @@ def edit(path: Path, old: str, new: str, count: int = 1) -> None:
 
 # --- each recipe's rows ---------------------------------------------------------------------------------------
 
+
 def test_mawqif_reads_bom_crlf_quoted_multiline_and_empty_stance_as_none(tmp_path):
     report = prepare("mawqif", FIXTURES / "mawqif", tmp_path / "m.jsonl")
 
     def row(id, text, target, stance, sentiment, sarcasm):
-        return {"text": text, "target": target, "stance": stance, "sentiment": sentiment, "sarcasm": sarcasm,
-                "id": f"mawqif:{id}", "group": text_group(text), "source": "mawqif"}
+        return {
+            "text": text,
+            "target": target,
+            "stance": stance,
+            "sentiment": sentiment,
+            "sarcasm": sarcasm,
+            "id": f"mawqif:{id}",
+            "group": text_group(text),
+            "source": "mawqif",
+        }
+
     assert read_jsonl(tmp_path / "m.jsonl") == [
         row(1, "تمكين المرأة خطوة رائعة، نفخر بها", "Women empowerment", "Favor", "Positive", "No"),
         row(2, "اللقاح ما أثق فيه\r\nوالله ما راح آخذه", "Covid Vaccine", "Against", "Negative", "No"),
         row(3, "التحول الرقمي موضوع يتكلمون عنه اليوم", "Digital Transformation", "None", "Neutral", "No"),
         row(4, "سمعت خبر عن اللقاح في الأخبار", "Covid Vaccine", "None", "Neutral", None),
-        row(5, "يا سلام على التحول الرقمي، النظام معطل للمرة العاشرة", "Digital Transformation", "Against",
-            "Negative", "Yes"),
+        row(
+            5,
+            "يا سلام على التحول الرقمي، النظام معطل للمرة العاشرة",
+            "Digital Transformation",
+            "Against",
+            "Negative",
+            "Yes",
+        ),
     ]
     assert report.rows == 5 and report.bad == []
     assert dict(report.labels["stance"]) == {"Favor": 1, "Against": 2, "None": 2}
@@ -60,8 +78,17 @@ def test_asnd_finds_columns_by_name_in_both_file_orders(tmp_path):
     report = prepare("asnd", FIXTURES / "asnd", tmp_path / "a.jsonl")
 
     def row(id, text, topic, split, platform):
-        return {"text": text, "target": None, "topic": topic, "id": f"asnd:{id}", "group": text_group(text),
-                "source": "asnd", "split": split, "platform": platform}
+        return {
+            "text": text,
+            "target": None,
+            "topic": topic,
+            "id": f"asnd:{id}",
+            "group": text_group(text),
+            "source": "asnd",
+            "split": split,
+            "platform": platform,
+        }
+
     rows = read_jsonl(tmp_path / "a.jsonl")
     assert rows == [
         row("111", "الرئيس يلتقي وزير الخارجية في العاصمة\n#أخبار", "politics", "train", "twitter"),
@@ -78,15 +105,42 @@ def test_ans_pairs_the_claim_headline_with_its_paraphrase(tmp_path):
     prepare("ans", FIXTURES / "ans", tmp_path / "a.jsonl")
     claim = "الحكومة تعلن خفض أسعار الوقود"
     assert read_jsonl(tmp_path / "a.jsonl") == [
-        {"text": "الحكومة تقرر تخفيض سعر الوقود", "target": claim, "claim": "agree", "id": "ans:train:2",
-         "group": text_group(claim), "source": "ans", "split": "train"},
-        {"text": "الحكومة ترفع أسعار الوقود", "target": claim, "claim": "disagree", "id": "ans:train:3",
-         "group": text_group(claim), "source": "ans", "split": "train"},
-        {"text": "افتتاح معرض للسيارات", "target": "انطلاق مهرجان الكتاب، بمشاركة 20 دولة", "claim": "other",
-         "id": "ans:train:4", "group": text_group("انطلاق مهرجان الكتاب، بمشاركة 20 دولة"), "source": "ans",
-         "split": "train"},
-        {"text": "خسارة المنتخب في البطولة", "target": "فوز المنتخب في البطولة", "claim": "disagree",
-         "id": "ans:dev:2", "group": text_group("فوز المنتخب في البطولة"), "source": "ans", "split": "dev"},
+        {
+            "text": "الحكومة تقرر تخفيض سعر الوقود",
+            "target": claim,
+            "claim": "agree",
+            "id": "ans:train:2",
+            "group": text_group(claim),
+            "source": "ans",
+            "split": "train",
+        },
+        {
+            "text": "الحكومة ترفع أسعار الوقود",
+            "target": claim,
+            "claim": "disagree",
+            "id": "ans:train:3",
+            "group": text_group(claim),
+            "source": "ans",
+            "split": "train",
+        },
+        {
+            "text": "افتتاح معرض للسيارات",
+            "target": "انطلاق مهرجان الكتاب، بمشاركة 20 دولة",
+            "claim": "other",
+            "id": "ans:train:4",
+            "group": text_group("انطلاق مهرجان الكتاب، بمشاركة 20 دولة"),
+            "source": "ans",
+            "split": "train",
+        },
+        {
+            "text": "خسارة المنتخب في البطولة",
+            "target": "فوز المنتخب في البطولة",
+            "claim": "disagree",
+            "id": "ans:dev:2",
+            "group": text_group("فوز المنتخب في البطولة"),
+            "source": "ans",
+            "split": "dev",
+        },
     ]
 
 
@@ -94,12 +148,30 @@ def test_austr_reads_quotes_literally_in_a_crlf_tsv(tmp_path):
     prepare("austr", FIXTURES / "austr", tmp_path / "a.jsonl")
     rumor = 'عاجل: "إغلاق" المطار غدا'
     assert read_jsonl(tmp_path / "a.jsonl") == [
-        {"text": "الهيئة: لا صحة لخبر إغلاق المطار", "target": rumor, "claim": "disagree", "id": "austr:101:901",
-         "group": "101", "source": "austr"},
-        {"text": 'قال "المتحدث إن جدول الرحلات لم يتغير', "target": rumor, "claim": "other", "id": "austr:101:902",
-         "group": "101", "source": "austr"},
-        {"text": "البلدية: افتتاح الجسر يوم الأحد", "target": "افتتاح جسر جديد الأسبوع القادم", "claim": "agree",
-         "id": "austr:102:903", "group": "102", "source": "austr"},
+        {
+            "text": "الهيئة: لا صحة لخبر إغلاق المطار",
+            "target": rumor,
+            "claim": "disagree",
+            "id": "austr:101:901",
+            "group": "101",
+            "source": "austr",
+        },
+        {
+            "text": 'قال "المتحدث إن جدول الرحلات لم يتغير',
+            "target": rumor,
+            "claim": "other",
+            "id": "austr:101:902",
+            "group": "101",
+            "source": "austr",
+        },
+        {
+            "text": "البلدية: افتتاح الجسر يوم الأحد",
+            "target": "افتتاح جسر جديد الأسبوع القادم",
+            "claim": "agree",
+            "id": "austr:102:903",
+            "group": "102",
+            "source": "austr",
+        },
     ]
 
 
@@ -108,27 +180,45 @@ CLAIM_V2 = "روسيا تعلن انسحاب قواتها من سوريا"
 
 
 def baly_row(claim_id, target, text, stance, fold, row_id):
-    return {"text": text, "target": target, "news_claim": stance, "id": f"baly:{row_id}", "group": claim_id,
-            "source": "baly", "fold": fold}
+    return {
+        "text": text,
+        "target": target,
+        "news_claim": stance,
+        "id": f"baly:{row_id}",
+        "group": claim_id,
+        "source": "baly",
+        "fold": fold,
+    }
 
 
 def test_baly_paragraphs_take_rationale_lines_else_the_lines_closest_to_the_claim(tmp_path):
     report = prepare("baly", FIXTURES / "baly", tmp_path / "b.jsonl")
     assert read_jsonl(tmp_path / "b.jsonl") == [
-        baly_row("R-1", CLAIM_R1, "أعلن الجيش اليوم أنه سيطر على مدينة الرقة بعد معارك عنيفة استمرت أسابيع .",
-                 "agree", 1, "R-1:0:1"),
-        baly_row("R-1", CLAIM_R1, "نفت مصادر محلية أن يكون الجيش قد سيطر على مدينة الرقة .", "disagree", 1,
-                 "R-1:1:0"),
-        baly_row("R-1", CLAIM_R1, "وأكدت المصادر أن المعارك ما زالت مستمرة في أطراف المدينة .", "disagree", 1,
-                 "R-1:1:2"),
+        baly_row(
+            "R-1",
+            CLAIM_R1,
+            "أعلن الجيش اليوم أنه سيطر على مدينة الرقة بعد معارك عنيفة استمرت أسابيع .",
+            "agree",
+            1,
+            "R-1:0:1",
+        ),
+        baly_row("R-1", CLAIM_R1, "نفت مصادر محلية أن يكون الجيش قد سيطر على مدينة الرقة .", "disagree", 1, "R-1:1:0"),
+        baly_row(
+            "R-1", CLAIM_R1, "وأكدت المصادر أن المعارك ما زالت مستمرة في أطراف المدينة .", "disagree", 1, "R-1:1:2"
+        ),
         # The discuss article has no rationale line (as in the corpus): its line closest to the claim stands in.
-        baly_row("R-1", CLAIM_R1, "تقارير متضاربة حول الوضع في الرقة ، ولم يصدر تأكيد رسمي حتى الآن .", "discuss", 1,
-                 "R-1:2:0"),
+        baly_row(
+            "R-1",
+            CLAIM_R1,
+            "تقارير متضاربة حول الوضع في الرقة ، ولم يصدر تأكيد رسمي حتى الآن .",
+            "discuss",
+            1,
+            "R-1:2:0",
+        ),
         # Of the unrelated article, the two
         # long lines sharing most words with the claim (3 and 2 words; the oil line shares none, "طقس" is short).
         baly_row("R-1", CLAIM_R1, "معارك عنيفة في مدينة حلب أدت إلى نزوح آلاف الأسر .", "unrelated", 1, "R-1:3:2"),
-        baly_row("R-1", CLAIM_R1, "الجيش يعلن حالة الطوارئ في مدينة حمص بسبب الفيضانات .", "unrelated", 1,
-                 "R-1:3:3"),
+        baly_row("R-1", CLAIM_R1, "الجيش يعلن حالة الطوارئ في مدينة حمص بسبب الفيضانات .", "unrelated", 1, "R-1:3:3"),
         baly_row("V-2", CLAIM_V2, "أعلنت روسيا سحب جزء من قواتها من سوريا .", "agree", 2, "V-2:0:2"),
     ]
     assert report.bad == []
@@ -142,8 +232,12 @@ def test_baly_articles_give_one_row_per_claim_article_pair(tmp_path):
     article = json.loads((FIXTURES / "baly/dataset/R-1.json").read_text(encoding="utf-8"))["article"]
     assert rows[2] == baly_row("R-1", CLAIM_R1, article[2], "discuss", 1, "R-1:2")
     assert [(row["id"], row["news_claim"], row["fold"]) for row in rows] == [
-        ("baly:R-1:0", "agree", 1), ("baly:R-1:1", "disagree", 1), ("baly:R-1:2", "discuss", 1),
-        ("baly:R-1:3", "unrelated", 1), ("baly:V-2:0", "agree", 2)]
+        ("baly:R-1:0", "agree", 1),
+        ("baly:R-1:1", "disagree", 1),
+        ("baly:R-1:2", "discuss", 1),
+        ("baly:R-1:3", "unrelated", 1),
+        ("baly:V-2:0", "agree", 2),
+    ]
 
 
 def test_baly_folds_and_negatives_per_article_options(tmp_path):
@@ -157,24 +251,60 @@ def test_baly_folds_and_negatives_per_article_options(tmp_path):
 # --- bad rows -------------------------------------------------------------------------------------------------
 
 BROKEN = [  # recipe, file in the fixture, text to replace, replacement, expected "file:line: reason"
-    ("mawqif", "Mawqif_AllTargets_Train.csv", "3,التحول الرقمي موضوع يتكلمون عنه اليوم", "3,",
-     "Mawqif_AllTargets_Train.csv:5: empty text"),  # line 5: the record of ID 2 spans lines 3-4
-    ("mawqif", "Mawqif_AllTargets_Train.csv", "سمعت خبر عن اللقاح في الأخبار", "#NAME?",
-     "Mawqif_AllTargets_Train.csv:6: text is a spreadsheet error value (#NAME?)"),
-    ("mawqif", "Mawqif_AllTargets_Train.csv", "Women empowerment,Favor", "Women empowerment,Favour",
-     "Mawqif_AllTargets_Train.csv:2: unknown stance label 'Favour'"),
-    ("mawqif", "Mawqif_AllTargets_Train.csv", "Women empowerment,Favor,1,", "Women empowerment,Favor,",
-     "Mawqif_AllTargets_Train.csv:2: expected 14 fields, found 13"),
-    ("asnd", "sm_news_ar_dev.csv", "business-and-economy", "economy",
-     "sm_news_ar_dev.csv:2: unknown topic label 'economy'"),
+    (
+        "mawqif",
+        "Mawqif_AllTargets_Train.csv",
+        "3,التحول الرقمي موضوع يتكلمون عنه اليوم",
+        "3,",
+        "Mawqif_AllTargets_Train.csv:5: empty text",
+    ),  # line 5: the record of ID 2 spans lines 3-4
+    (
+        "mawqif",
+        "Mawqif_AllTargets_Train.csv",
+        "سمعت خبر عن اللقاح في الأخبار",
+        "#NAME?",
+        "Mawqif_AllTargets_Train.csv:6: text is a spreadsheet error value (#NAME?)",
+    ),
+    (
+        "mawqif",
+        "Mawqif_AllTargets_Train.csv",
+        "Women empowerment,Favor",
+        "Women empowerment,Favour",
+        "Mawqif_AllTargets_Train.csv:2: unknown stance label 'Favour'",
+    ),
+    (
+        "mawqif",
+        "Mawqif_AllTargets_Train.csv",
+        "Women empowerment,Favor,1,",
+        "Women empowerment,Favor,",
+        "Mawqif_AllTargets_Train.csv:2: expected 14 fields, found 13",
+    ),
+    (
+        "asnd",
+        "sm_news_ar_dev.csv",
+        "business-and-economy",
+        "economy",
+        "sm_news_ar_dev.csv:2: unknown topic label 'economy'",
+    ),
     ("ans", "stance/dev.csv", ",خسارة المنتخب في البطولة,", ",,", "dev.csv:2: empty text"),
     ("austr", "AuSTR_SNAM.tsv", "\tagree\t", "\tagree\textra\t", "AuSTR_SNAM.tsv:4: expected 6 fields, found 7"),
     ("austr", "AuSTR_SNAM.tsv", "\tdisagree\t", "\tdeny\t", "AuSTR_SNAM.tsv:2: unknown stance label 'deny'"),
-    ("baly", "dataset/R-1.json", '"[1]"', '"[7]"',
-     "R-1.json:article 0: rationale line 7 is out of range (the article has 3 lines)"),
+    (
+        "baly",
+        "dataset/R-1.json",
+        '"[1]"',
+        '"[7]"',
+        "R-1.json:article 0: rationale line 7 is out of range (the article has 3 lines)",
+    ),
     ("baly", "dataset/R-1.json", '"[0, 2]"', '"line 2"', "R-1.json:article 1: unreadable rationale 'line 2'"),
     ("baly", "dataset/R-1.json", '"discuss"', '"neutral"', "R-1.json:article 2: unknown stance label 'neutral'"),
-    ("baly", "dataset/V-2.json", '"fact": "false",', '"fact": "false"', "V-2.json:5: invalid JSON (Expecting ',' delimiter)"),
+    (
+        "baly",
+        "dataset/V-2.json",
+        '"fact": "false",',
+        '"fact": "false"',
+        "V-2.json:5: invalid JSON (Expecting ',' delimiter)",
+    ),
     ("baly", "train_test_splits.txt", "Fold_2: V-2", "Fold_2: V-3", "V-2.json:1: claim V-2 is in no fold"),
 ]
 
@@ -200,8 +330,9 @@ def test_invalid_utf8_is_a_bad_row_on_its_line(copy_of, tmp_path):
 
 def test_a_pair_repeated_with_another_label_is_bad_on_both_lines(copy_of, tmp_path):
     source = copy_of("austr")
-    (source / "AuSTR_SNAM.tsv").write_bytes((source / "AuSTR_SNAM.tsv").read_bytes()
-                                            + "101\t901\tشائعة\tنفي\tagree\tFALSE\r\n".encode())
+    (source / "AuSTR_SNAM.tsv").write_bytes(
+        (source / "AuSTR_SNAM.tsv").read_bytes() + "101\t901\tشائعة\tنفي\tagree\tFALSE\r\n".encode()
+    )
     report = prepare("austr", source, tmp_path / "a.jsonl", skip_bad_rows=True)
     tsv = source / "AuSTR_SNAM.tsv"
     assert [str(row) for row in report.bad] == [
@@ -251,8 +382,9 @@ def test_csv_output_has_the_same_columns_with_empty_for_null(tmp_path):
     prepare("mawqif", FIXTURES / "mawqif", tmp_path / "m.csv")
     with open(tmp_path / "m.csv", encoding="utf-8", newline="") as stream:
         from_csv = list(csv.DictReader(stream))
-    expected = [{key: "" if value is None else value for key, value in row.items()}
-                for row in read_jsonl(tmp_path / "m.jsonl")]
+    expected = [
+        {key: "" if value is None else value for key, value in row.items()} for row in read_jsonl(tmp_path / "m.jsonl")
+    ]
     assert from_csv == expected
 
 

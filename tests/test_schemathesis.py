@@ -24,12 +24,14 @@ def test_no_input_makes_a_server_error(api_schema, mode):
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert {op.path for op in operations} >= {"/v1/classify", "/v1/classify/batch", "/v1/analyze", "/v1/model"}
     for operation in operations:
+
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case):
             response = case.call(timeout=60)
-            assert response.status_code < 500, \
+            assert response.status_code < 500, (
                 f"{case.method} {case.path} {case.body!r} -> {response.status_code}: {response.text[:300]}"
+            )
             if mode is GenerationMode.POSITIVE:
                 # Answers match their documented schemas. Not checked: that schema-valid requests are accepted,
                 # since task names and "pair tasks need a target" depend on the loaded model (a documented 422).

@@ -5,8 +5,8 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -25,8 +25,11 @@ def running_server(bundle, log_path, *options):
     """`rasid serve` on a free loopback port, yielded once /readyz says the model is loaded."""
     port = free_port()
     log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, "-m", "training", "serve", "--model", str(bundle),
-                                "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", "serve", "--model", str(bundle), "--port", str(port), *options],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):  # the model loads in the background; /readyz says when
@@ -54,8 +57,11 @@ def server(trained_bundle, tmp_path_factory):
 
 
 def bodies() -> list[dict]:
-    return ([{"text": t} for t, _ in TOPIC[:8]] + [{"text": t, "target": g} for g, t, _ in STANCE[:6]]
-            + [{"text": t, "target": g} for g, t, _ in CLAIM[:4]])
+    return (
+        [{"text": t} for t, _ in TOPIC[:8]]
+        + [{"text": t, "target": g} for g, t, _ in STANCE[:6]]
+        + [{"text": t, "target": g} for g, t, _ in CLAIM[:4]]
+    )
 
 
 def test_concurrent_requests_get_the_single_request_answers(server):
@@ -72,8 +78,9 @@ def test_concurrent_requests_get_the_single_request_answers(server):
     assert all(r.status_code == 200 for r in together)
     for expected, response in zip(alone * 3, together):
         got = response.json()
-        assert {t: p["label"] for t, p in got["predictions"].items()} == \
-               {t: p["label"] for t, p in expected["predictions"].items()}
+        assert {t: p["label"] for t, p in got["predictions"].items()} == {
+            t: p["label"] for t, p in expected["predictions"].items()
+        }
         for task, prediction in got["predictions"].items():
             assert prediction["scores"] == pytest.approx(expected["predictions"][task]["scores"], abs=1e-5)
         assert got["skipped_tasks"] == expected["skipped_tasks"]
@@ -84,8 +91,10 @@ def test_concurrent_requests_get_the_single_request_answers(server):
 def test_sigterm_finishes_in_flight_work_and_exits_zero(server):
     url, process = server
     with ThreadPoolExecutor(max_workers=4) as pool:
-        pending = [pool.submit(httpx.post, url + "/v1/classify/batch", json={"inputs": bodies()[:8]}, timeout=60)
-                   for _ in range(4)]
+        pending = [
+            pool.submit(httpx.post, url + "/v1/classify/batch", json={"inputs": bodies()[:8]}, timeout=60)
+            for _ in range(4)
+        ]
         time.sleep(0.2)  # let some of them reach the server; those that do must still be answered
         process.send_signal(signal.SIGTERM)
         outcomes = []
@@ -99,7 +108,11 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(server):
 
 
 def test_a_folder_that_is_not_a_bundle_fails_before_the_port_opens(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "training", "serve", "--model", str(tmp_path), "--port", "1"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "serve", "--model", str(tmp_path), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "rasid serve: error:" in result.stderr and "rasid.json" in result.stderr

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from serving.abstention import UNCERTAIN
 from serving.bundle import MANIFEST_FILE, OPEN_ABOVE, TaskSpec, read_manifest, target_inventory
 from serving.normalize import NormalizationSettings
-from serving.abstention import UNCERTAIN
 from serving.predictor import Predictor
 from tests.conftest import write_jsonl
 from training.cli import main
@@ -37,8 +37,12 @@ def test_a_few_targets_make_a_closed_task_with_counts_many_make_it_open():
     rows += [row("claim", f"ادعاء رقم {k}") for k in range(OPEN_ABOVE + 1)]
     inventory = target_inventory(rows, [STANCE, CLAIM, TOPIC], NormalizationSettings())
     # case and spacing variants are one target, counted under the first spelling seen
-    assert inventory["stance"] == {"open": False, "rows": 5, "distinct": 2,
-                                   "counts": {"Covid Vaccine": 4, "تمكين المرأة": 1}}
+    assert inventory["stance"] == {
+        "open": False,
+        "rows": 5,
+        "distinct": 2,
+        "counts": {"Covid Vaccine": 4, "تمكين المرأة": 1},
+    }
     assert inventory["claim"] == {"open": True, "rows": OPEN_ABOVE + 1, "distinct": OPEN_ABOVE + 1}
     assert "topic" not in inventory  # single-input tasks have no target
 
@@ -98,7 +102,9 @@ def test_an_open_task_says_nothing_about_its_targets(bundle_copy):
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest["targets"]["claim"] = {"open": True, "rows": 8, "distinct": 2}
     path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    answer = Predictor.from_bundle(bundle_copy, precision="fp32").predict("نص", targets=UNSEEN, abstain_unseen_targets=True)
+    answer = Predictor.from_bundle(bundle_copy, precision="fp32").predict(
+        "نص", targets=UNSEEN, abstain_unseen_targets=True
+    )
     assert "target_seen" not in answer["claim"] and answer["claim"]["label"] != UNCERTAIN
     assert answer["stance"]["target_seen"] is False
 
@@ -109,19 +115,40 @@ def test_a_bundle_from_before_the_target_inventory_still_loads_and_answers_witho
     del manifest["targets"]
     manifest["format_version"] = 1
     path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    answer = Predictor.from_bundle(bundle_copy, precision="fp32").predict("نص", targets=UNSEEN, abstain_unseen_targets=True)
+    answer = Predictor.from_bundle(bundle_copy, precision="fp32").predict(
+        "نص", targets=UNSEEN, abstain_unseen_targets=True
+    )
     assert all("target_seen" not in a and a["label"] != UNCERTAIN for a in answer.values())
 
 
 def test_rasid_predict_writes_target_seen_and_can_abstain_on_unseen_targets(trained_bundle, tmp_path):
     known = seen_target(trained_bundle)
-    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "أخذت اللقاح", "target": known},
-                                                  {"id": "b", "text": "أخذت اللقاح", "target": UNSEEN}])
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"id": "a", "text": "أخذت اللقاح", "target": known}, {"id": "b", "text": "أخذت اللقاح", "target": UNSEEN}],
+    )
     for flags, out in (([], tmp_path / "plain.jsonl"), (["--abstain-unseen-targets"], tmp_path / "abstain.jsonl")):
-        assert main(["predict", "--model", str(trained_bundle), "--input", str(source), "--output", str(out),
-                     "--tasks", "stance", *flags]) == 0
-    plain, abstained = ([json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()]
-                        for p in (tmp_path / "plain.jsonl", tmp_path / "abstain.jsonl"))
+        assert (
+            main(
+                [
+                    "predict",
+                    "--model",
+                    str(trained_bundle),
+                    "--input",
+                    str(source),
+                    "--output",
+                    str(out),
+                    "--tasks",
+                    "stance",
+                    *flags,
+                ]
+            )
+            == 0
+        )
+    plain, abstained = (
+        [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()]
+        for p in (tmp_path / "plain.jsonl", tmp_path / "abstain.jsonl")
+    )
     assert [line["predictions"]["stance"]["target_seen"] for line in plain] == [True, False]
     assert plain[1]["predictions"]["stance"]["label"] != UNCERTAIN
     assert abstained[1]["predictions"]["stance"]["label"] == UNCERTAIN
@@ -142,6 +169,7 @@ def test_document_verdicts_say_whether_the_target_was_seen(trained_bundle):
 
 
 # --- over HTTP ------------------------------------------------------------------------------------------------
+
 
 def _client(bundle, **settings):
     from fastapi.testclient import TestClient
@@ -170,8 +198,10 @@ def test_http_answers_say_target_seen_and_the_server_can_abstain_on_unseen_targe
         one = client.post("/v1/classify", json={"text": "أخذت اللقاح", "target": UNSEEN}).json()["predictions"]
         assert one["stance"]["target_seen"] is False and one["topic"]["target_seen"] is None
         assert (one["stance"]["label"] == UNCERTAIN) is abstain
-        batch = client.post("/v1/classify/batch", json={"inputs": [{"text": "أخذت اللقاح", "target": known},
-                                                                   {"text": "أخذت اللقاح", "target": UNSEEN}]})
+        batch = client.post(
+            "/v1/classify/batch",
+            json={"inputs": [{"text": "أخذت اللقاح", "target": known}, {"text": "أخذت اللقاح", "target": UNSEEN}]},
+        )
         stance = [r["predictions"]["stance"] for r in batch.json()["results"]]
         assert [s["target_seen"] for s in stance] == [True, False]
         assert stance[0]["label"] != UNCERTAIN and (stance[1]["label"] == UNCERTAIN) is abstain
@@ -186,8 +216,8 @@ def test_http_answers_say_target_seen_and_the_server_can_abstain_on_unseen_targe
 def test_rasid_serve_takes_the_unseen_target_flag_and_the_environment(monkeypatch):
     import argparse
 
-    from serving.api.settings import Settings
     from serving import serve
+    from serving.api.settings import Settings
 
     parser = argparse.ArgumentParser()
     serve.register(parser.add_subparsers())

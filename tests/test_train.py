@@ -19,21 +19,25 @@ from training.training_run import keep_lowest_layers, load_encoder
 
 
 def tiny_config(data, out, base, **overrides) -> TrainConfig:
-    options = dict(data=[data], out=out, base=str(base), epochs=2, batch_size=8, val_fraction=0.25, lr=1e-3,
-                   max_length=64)
+    options = dict(
+        data=[data], out=out, base=str(base), epochs=2, batch_size=8, val_fraction=0.25, lr=1e-3, max_length=64
+    )
     return TrainConfig(**{**options, **overrides})
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("epochs", 0, "--epochs must be positive, got 0"),
-    ("batch_size", 0, "--batch-size must be at least 1, got 0"),
-    ("lr", 2.0, "--lr must be between 0 and 1, got 2.0"),
-    ("max_length", 4, "--max-length must be between 8 and 8192, got 4"),
-    ("val_fraction", 1.5, "--val-fraction must be between 0 and 1, got 1.5"),
-    ("class_weight_power", -1, "--class-weight-power must be in [0, 1], got -1"),
-    ("freeze_layers", -1, "--freeze-layers must be 0 or more, got -1"),
-    ("keep_layers", -1, "--keep-layers must be 0 or more, got -1"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("epochs", 0, "--epochs must be positive, got 0"),
+        ("batch_size", 0, "--batch-size must be at least 1, got 0"),
+        ("lr", 2.0, "--lr must be between 0 and 1, got 2.0"),
+        ("max_length", 4, "--max-length must be between 8 and 8192, got 4"),
+        ("val_fraction", 1.5, "--val-fraction must be between 0 and 1, got 1.5"),
+        ("class_weight_power", -1, "--class-weight-power must be in [0, 1], got -1"),
+        ("freeze_layers", -1, "--freeze-layers must be 0 or more, got -1"),
+        ("keep_layers", -1, "--keep-layers must be 0 or more, got -1"),
+    ],
+)
 def test_bad_options_are_rejected_with_their_value(tmp_path, option, value, message):
     with pytest.raises(RasidError, match=message.replace("[", r"\[").replace("]", r"\]")):
         TrainConfig(data=[tmp_path / "d.jsonl"], out=tmp_path / "m", **{option: value})
@@ -63,7 +67,9 @@ def test_only_the_chosen_tasks_get_heads(tmp_path, tiny_base, sample_data):
     assert Predictor.from_bundle(out).task_names == ["topic"]
 
 
-def test_frozen_layers_and_embeddings_keep_their_pretrained_weights_and_the_rest_trains(tmp_path, tiny_base, sample_data):
+def test_frozen_layers_and_embeddings_keep_their_pretrained_weights_and_the_rest_trains(
+    tmp_path, tiny_base, sample_data
+):
     from safetensors.torch import load_file
 
     out = train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], epochs=1, freeze_layers=1))
@@ -81,11 +87,23 @@ def test_freezing_every_layer_is_refused_before_an_earlier_run_is_cleared(tmp_pa
     assert earlier.read_bytes() == b"weights"
 
 
-def test_keeping_the_lowest_layers_gives_a_smaller_model_that_starts_from_those_layers(tmp_path, tiny_base, sample_data):
+def test_keeping_the_lowest_layers_gives_a_smaller_model_that_starts_from_those_layers(
+    tmp_path, tiny_base, sample_data
+):
     from safetensors.torch import load_file
 
-    out = train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], epochs=1, keep_layers=1,
-                            freeze_layers=0, freeze_embeddings=True))
+    out = train(
+        tiny_config(
+            sample_data,
+            tmp_path / "m",
+            tiny_base,
+            tasks=["topic"],
+            epochs=1,
+            keep_layers=1,
+            freeze_layers=0,
+            freeze_embeddings=True,
+        )
+    )
     assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 1  # the tiny base has 2
     weights = load_file(out / "model.safetensors")
     assert not any(name.startswith("encoder.layer.1.") for name in weights)
@@ -149,7 +167,8 @@ class RecordStart(TrainerCallback):
 
 
 def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_where_an_unbroken_one_does(
-        tmp_path, tiny_base, sample_data):
+    tmp_path, tiny_base, sample_data
+):
     unbroken = train(tiny_config(sample_data, tmp_path / "unbroken", tiny_base, save_steps=3, epochs=3))
 
     config = tiny_config(sample_data, tmp_path / "m", tiny_base, save_steps=3, epochs=3)
@@ -165,8 +184,9 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_where_an_u
     del older["config"]["keep_layers"]
     run_file.write_text(json.dumps(older), encoding="utf-8")
     start = RecordStart()
-    resumed = train(tiny_config(sample_data, tmp_path / "m", tiny_base, save_steps=3, epochs=3, resume=True),
-                    callbacks=[start])
+    resumed = train(
+        tiny_config(sample_data, tmp_path / "m", tiny_base, save_steps=3, epochs=3, resume=True), callbacks=[start]
+    )
     assert start.started_at == 3
     a, b = Predictor.from_bundle(unbroken), Predictor.from_bundle(resumed)
     for text in ["فاز الفريق بالكأس", "ارتفع سعر النفط"]:
@@ -185,9 +205,32 @@ def test_two_cpu_processes_train_data_parallel(tmp_path, tiny_base, sample_data)
     with socket.socket() as probe:  # a free port for the processes to meet on
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-               "-m", "training", "train", "--data", str(sample_data), "--out", str(out), "--base", str(tiny_base),
-               "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.25", "--max-length", "64"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        port,
+        "-m",
+        "training",
+        "train",
+        "--data",
+        str(sample_data),
+        "--out",
+        str(out),
+        "--base",
+        str(tiny_base),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--val-fraction",
+        "0.25",
+        "--max-length",
+        "64",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads(next((tmp_path / "ddp.run").glob("checkpoint-*/trainer_state.json")).read_text())

@@ -16,16 +16,27 @@ from training.evaluation import evaluate_model, finish, new_report, parse_tasks,
 
 
 def register(subparsers) -> None:
-    p = add_command(subparsers, "baseline", "train and score the TF-IDF + logistic-regression baseline",
-                    "rasid baseline --train data/mawqif.train.jsonl --data data/mawqif.val.jsonl --report reports/base",
-                    description=__doc__)
+    p = add_command(
+        subparsers,
+        "baseline",
+        "train and score the TF-IDF + logistic-regression baseline",
+        "rasid baseline --train data/mawqif.train.jsonl --data data/mawqif.val.jsonl --report reports/base",
+        description=__doc__,
+    )
     p.add_argument("--train", nargs="+", type=Path, required=True, metavar="FILE", help="labelled training files")
     p.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="labelled evaluation files")
-    p.add_argument("--report", type=Path, metavar="DIR",
-                   help="folder for report.json, report.md and the PNGs (default: print the report only)")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="folder for report.json, report.md and the PNGs (default: print the report only)",
+    )
     p.add_argument("--tasks", help="comma-separated tasks (default: those labelled in both --train and --data)")
-    p.add_argument("--pair-tasks", default="", help="extra task names that take (target, text); stance, claim and "
-                                                    "news_claim always do (default: none)")
+    p.add_argument(
+        "--pair-tasks",
+        default="",
+        help="extra task names that take (target, text); stance, claim and news_claim always do (default: none)",
+    )
     p.add_argument("--documents", action="store_true", help="each --data text is a whole article")
     add_skip_bad_rows(p)
     p.set_defaults(func=run)
@@ -46,7 +57,9 @@ def run(args) -> int:
     baseline = fit_baseline(args.train, requested, pair_tasks, args.skip_bad_rows)
     report = new_report(args.data, args.documents)
     by_task = rows_by_task(rows, baseline.manifest.tasks, args.skip_bad_rows)
-    report["models"]["baseline"] = {"description": describe(args.train),
-                                    "tasks": evaluate_model(baseline, by_task, args.documents)}
+    report["models"]["baseline"] = {
+        "description": describe(args.train),
+        "tasks": evaluate_model(baseline, by_task, args.documents),
+    }
     finish(report, args.report)
     return 0

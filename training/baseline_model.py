@@ -15,15 +15,17 @@ from pathlib import Path
 import torch
 
 from serving.bundle import Manifest, TaskSpec, has_target, no_target
+from serving.data_files import read_rows, report_bad_rows
 from serving.errors import DataError, RasidError
 from serving.normalize import DEFAULT_SETTINGS, normalize
 from serving.predictor import Predictor
-from serving.data_files import read_rows, report_bad_rows
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION = ("TF-IDF (char_wb 2-5, sublinear; pairs: text, target and shared n-grams) + "
-               "LogisticRegression(class_weight=balanced, C chosen on held-out training rows)")
+DESCRIPTION = (
+    "TF-IDF (char_wb 2-5, sublinear; pairs: text, target and shared n-grams) + "
+    "LogisticRegression(class_weight=balanced, C chosen on held-out training rows)"
+)
 
 
 def describe(train: list[Path]) -> str:
@@ -35,8 +37,9 @@ class BaselinePredictor(Predictor):
     """A Predictor whose encoder + heads are one serving.tfidf.NgramClassifier per task."""
 
     def __init__(self, specs: list[TaskSpec], pipelines: dict, max_length: int = 128, batch_size: int = 256):
-        self.manifest = Manifest(tasks=specs, max_length=max_length, base_model="tfidf-logreg",
-                                 normalization=DEFAULT_SETTINGS)
+        self.manifest = Manifest(
+            tasks=specs, max_length=max_length, base_model="tfidf-logreg", normalization=DEFAULT_SETTINGS
+        )
         self.pipelines = pipelines
         self.batch_size = batch_size
         self.tokenizer = self.model = None
@@ -49,7 +52,10 @@ class BaselinePredictor(Predictor):
         results = []
         for tasks, inputs in jobs:
             # (text,) or (target, text), already normalised
-            texts, targets = [parts[-1] for parts in inputs], [parts[0] if len(parts) == 2 else None for parts in inputs]
+            texts, targets = (
+                [parts[-1] for parts in inputs],
+                [parts[0] if len(parts) == 2 else None for parts in inputs],
+            )
             outputs = {task: torch.from_numpy(self.pipelines[task].probabilities(texts, targets)) for task in tasks}
             if progress:
                 progress(len(inputs))
@@ -57,8 +63,9 @@ class BaselinePredictor(Predictor):
         return results
 
 
-def fit_baseline(train: list[Path], tasks: list[str], pair_tasks: set[str] = frozenset(),
-                 skip_bad_rows: bool = False) -> BaselinePredictor:
+def fit_baseline(
+    train: list[Path], tasks: list[str], pair_tasks: set[str] = frozenset(), skip_bad_rows: bool = False
+) -> BaselinePredictor:
     """Train one n-gram classifier per task on the rows of `train` labelled for it."""
     from training.features import task_specs
     from training.ngram_model import fit_ngram_classifier
@@ -73,12 +80,17 @@ def fit_baseline(train: list[Path], tasks: list[str], pair_tasks: set[str] = fro
     for spec in specs:
         labelled = [r for r in rows if spec.name in r.labels]
         if spec.input == "pair":
-            report_bad_rows([f"{r.where}: {no_target([spec.name])}" for r in labelled if not has_target(r.target)],
-                            skip_bad_rows, where=" in the baseline's training data")
+            report_bad_rows(
+                [f"{r.where}: {no_target([spec.name])}" for r in labelled if not has_target(r.target)],
+                skip_bad_rows,
+                where=" in the baseline's training data",
+            )
             labelled = [r for r in labelled if has_target(r.target)]
         pair = spec.input == "pair"
-        inputs = [(normalize(r.target, DEFAULT_SETTINGS) if pair else None, normalize(r.text, DEFAULT_SETTINGS))
-                  for r in labelled]
+        inputs = [
+            (normalize(r.target, DEFAULT_SETTINGS) if pair else None, normalize(r.text, DEFAULT_SETTINGS))
+            for r in labelled
+        ]
         log.info("baseline: fitting task '%s' on %d rows", spec.name, len(inputs))
         try:
             pipelines[spec.name] = fit_ngram_classifier(labelled, inputs, spec.name, list(spec.labels), pair)

@@ -41,8 +41,9 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 CROSS_FIT_FOLDS = 2
 
 
-def cross_fitted_calibration(logits: np.ndarray, labels: np.ndarray, folds: int = CROSS_FIT_FOLDS,
-                             seed: int = 0) -> dict:
+def cross_fitted_calibration(
+    logits: np.ndarray, labels: np.ndarray, folds: int = CROSS_FIT_FOLDS, seed: int = 0
+) -> dict:
     """The temperature the bundle keeps (fitted on all rows) and ECE numbers that are not measured on the rows
     a temperature was fitted on: the rows are dealt into `folds` parts at random (seeded), each part is
     calibrated with a temperature fitted on the other parts, and ECE is measured on the pooled held-out rows.
@@ -54,11 +55,15 @@ def cross_fitted_calibration(logits: np.ndarray, labels: np.ndarray, folds: int 
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels)
     temperature = fit_temperature(logits, labels)
-    result = {"method": f"{folds}-fold cross-fit", "rows": int(len(labels)), "temperature": temperature,
-              "ece_before": expected_calibration_error(softmax(logits), labels),
-              "ece_after": None,
-              "ece_after_in_sample": expected_calibration_error(softmax(logits / temperature), labels),
-              "folds": []}
+    result = {
+        "method": f"{folds}-fold cross-fit",
+        "rows": int(len(labels)),
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(softmax(logits), labels),
+        "ece_after": None,
+        "ece_after_in_sample": expected_calibration_error(softmax(logits / temperature), labels),
+        "folds": [],
+    }
     if len(labels) < folds:
         return result
     order = np.random.default_rng(seed).permutation(len(labels))

@@ -15,12 +15,22 @@ from training.int8_cost import record_int8_cost
 
 
 def register(subparsers) -> None:
-    p = add_command(subparsers, "check-int8", "measure what int8 costs a bundle on labelled data and record it "
-                                              "(it decides the fast path)",
-                    "rasid check-int8 --model models/my-bundle --data data/mawqif.val.jsonl", description=__doc__)
+    p = add_command(
+        subparsers,
+        "check-int8",
+        "measure what int8 costs a bundle on labelled data and record it (it decides the fast path)",
+        "rasid check-int8 --model models/my-bundle --data data/mawqif.val.jsonl",
+        description=__doc__,
+    )
     p.add_argument("--model", type=Path, required=True, metavar="DIR", help="bundle folder")
-    p.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE",
-                   help="labelled validation files, never training data")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="labelled validation files, never training data",
+    )
     add_skip_bad_rows(p)
     p.set_defaults(func=run)
 
@@ -36,6 +46,8 @@ def run(args) -> int:
     unmeasured = [t.name for t in manifest.tasks if t.name not in costs]
     if unmeasured:
         print(f"not measured, no labelled rows in the data: {', '.join(unmeasured)} (the fast path needs every task)")
-    print(f"fast path of {args.model}: {fast_precision(manifest)} (int8 only if it costs at most {MAX_INT8_COST} "
-          "on every task)")
+    print(
+        f"fast path of {args.model}: {fast_precision(manifest)} (int8 only if it costs at most {MAX_INT8_COST} "
+        "on every task)"
+    )
     return 0

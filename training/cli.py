@@ -18,17 +18,26 @@ COMMANDS = (prepare, split, base, train, fuse, predict, evaluate, baseline, expo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rasid", description="Arabic news topic and stance: train, evaluate, serve.",
-                                     epilog="example:\n  rasid train --help", formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="rasid",
+        description="Arabic news topic and stance: train, evaluate, serve.",
+        epilog="example:\n  rasid train --help",
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"rasid {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.register(subparsers)
     for command in subparsers.choices.values():
-        command.add_argument("--threads", type=int, default=None, metavar="N",
-                             help="torch threads (default: RASID_THREADS, else the CPUs this process may use: "
-                                  "affinity and cgroup quota)")
+        command.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            metavar="N",
+            help="torch threads (default: RASID_THREADS, else the CPUs this process may use: "
+            "affinity and cgroup quota)",
+        )
     return parser
 
 

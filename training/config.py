@@ -32,7 +32,9 @@ class TrainConfig:
     max_steps: int = -1
     skip_bad_rows: bool = False
     int8_check: bool = True  # after training: what per-row int8 costs on the validation rows (decides the fast path)
-    fusion: bool = True  # after training: an n-gram model per task, fused where it helps on validation (serving/fusion.py)
+    fusion: bool = (
+        True  # after training: an n-gram model per task, fused where it helps on validation (serving/fusion.py)
+    )
     resume: bool = False
     run_dir: Path | None = None  # checkpoints; default: <out>.run beside the bundle
 
@@ -47,7 +49,10 @@ class TrainConfig:
             (0 < self.lr < 1, f"--lr must be between 0 and 1, got {self.lr}"),
             (8 <= self.max_length <= 8192, f"--max-length must be between 8 and 8192, got {self.max_length}"),
             (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
-            (0 <= self.class_weight_power <= 1, f"--class-weight-power must be in [0, 1], got {self.class_weight_power}"),
+            (
+                0 <= self.class_weight_power <= 1,
+                f"--class-weight-power must be in [0, 1], got {self.class_weight_power}",
+            ),
             (self.save_steps >= 1, f"--save-steps must be at least 1, got {self.save_steps}"),
             (self.keep_layers >= 0, f"--keep-layers must be 0 or more, got {self.keep_layers}"),
             (self.freeze_layers >= 0, f"--freeze-layers must be 0 or more, got {self.freeze_layers}"),
@@ -58,5 +63,7 @@ class TrainConfig:
                 raise RasidError(message + ".")
 
     def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k in {"data", "val_data"} else v)
-                for k, v in asdict(self).items()}
+        return {
+            k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k in {"data", "val_data"} else v)
+            for k, v in asdict(self).items()
+        }

@@ -45,8 +45,11 @@ def split_rows(rows: list[Row], val_fraction: float, seed: int) -> tuple[list[Ro
         holders = Counter(label for key in keys for label in carried[key])
         rare = sorted(f"{task}={label}" for (task, label), count in holders.items() if count < 2)
         if rare:
-            log.warning("source %r: label(s) %s too rare to split (one group carries them): kept in training",
-                        source or "(none)", ", ".join(rare))
+            log.warning(
+                "source %r: label(s) %s too rare to split (one group carries them): kept in training",
+                source or "(none)",
+                ", ".join(rare),
+            )
         # at most this many rows of a label go to validation, and at least one group of it stays in training
         room = {label: max(0, math.ceil(val_fraction * count)) for label, count in total.items()}
         left_in_train = Counter(holders)
@@ -55,7 +58,9 @@ def split_rows(rows: list[Row], val_fraction: float, seed: int) -> tuple[list[Ro
         for key in keys:
             labels = carried[key]
             fits = taken < wanted and all(
-                taken_labels[label] + count <= room[label] and left_in_train[label] > 1 for label, count in labels.items())
+                taken_labels[label] + count <= room[label] and left_in_train[label] > 1
+                for label, count in labels.items()
+            )
             if fits and (labels or len(groups) > 1):
                 val.extend(groups[key])
                 taken += len(groups[key])

@@ -21,8 +21,13 @@ def parse_tasks(value: str | None) -> list[str] | None:
 
 
 def new_report(data: list[Path], documents: bool) -> dict:
-    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rasid_version": __version__,
-            "data": [str(p) for p in data], "documents": bool(documents), "models": {}}
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rasid_version": __version__,
+        "data": [str(p) for p in data],
+        "documents": bool(documents),
+        "models": {},
+    }
 
 
 def finish(report: dict, folder: Path | None) -> None:
@@ -41,7 +46,9 @@ def rows_by_task(rows: list[Row], specs, skip_bad_rows: bool = False) -> dict[st
     by_task, unknown, bad = {}, [], []
     for spec in specs:
         exact = set(spec.labels)
-        folded = {l.lower(): l for l in spec.labels} if len({l.lower() for l in spec.labels}) == len(spec.labels) else {}
+        folded = (
+            {l.lower(): l for l in spec.labels} if len({l.lower() for l in spec.labels}) == len(spec.labels) else {}
+        )
         counts, first = Counter(), {}
         selected = []
         for row in rows:
@@ -64,17 +71,20 @@ def rows_by_task(rows: list[Row], specs, skip_bad_rows: bool = False) -> dict[st
             by_task[spec.name] = selected
     if unknown:
         known = "; ".join(f"{s.name}: {', '.join(s.labels)}" for s in specs)
-        raise DataError("the data has labels this model does not know: " + "; ".join(unknown)
-                        + f". The model knows {known}.")
+        raise DataError(
+            "the data has labels this model does not know: " + "; ".join(unknown) + f". The model knows {known}."
+        )
     report_bad_rows(bad, skip_bad_rows)
     if not by_task:
-        raise DataError(f"no row of the data carries a label for the task(s) {[s.name for s in specs]}: "
-                        "nothing to evaluate.")
+        raise DataError(
+            f"no row of the data carries a label for the task(s) {[s.name for s in specs]}: nothing to evaluate."
+        )
     return by_task
 
 
-def evaluate_model(predictor, by_task: dict[str, list[Row]], documents: bool = False,
-                   abstain_below: float | None = None) -> dict[str, dict]:
+def evaluate_model(
+    predictor, by_task: dict[str, list[Row]], documents: bool = False, abstain_below: float | None = None
+) -> dict[str, dict]:
     """Scores per task for a predictor (a rasid Predictor or the baseline). Each input kind is predicted in
     one batched pass over the rows that need it. Abstention is applied in scoring (training.report), so the
     same answers also give the risk-coverage table."""
@@ -94,21 +104,32 @@ def evaluate_model(predictor, by_task: dict[str, list[Row]], documents: bool = F
         rows = list(unique.values())
         position = {key: k for k, key in enumerate(unique)}
         targets = [row.target if kind == "pair" else None for row in rows]
-        with tqdm(total=None if documents else len(rows), desc=f"{kind} tasks", unit="paragraph",
-                  disable=None, leave=False) as bar:
+        with tqdm(
+            total=None if documents else len(rows), desc=f"{kind} tasks", unit="paragraph", disable=None, leave=False
+        ) as bar:
             if documents:
-                answers = [r["predictions"] for r in analyze_documents(
-                    predictor, [r.text for r in rows], targets, tasks, progress=bar.update)]
+                answers = [
+                    r["predictions"]
+                    for r in analyze_documents(predictor, [r.text for r in rows], targets, tasks, progress=bar.update)
+                ]
             else:
-                answers = [r.predictions for r in predictor.predict_items(
-                    [Item(r.text, t) for r, t in zip(rows, targets)], tasks, progress=bar.update)]
+                answers = [
+                    r.predictions
+                    for r in predictor.predict_items(
+                        [Item(r.text, t) for r, t in zip(rows, targets)], tasks, progress=bar.update
+                    )
+                ]
         for name in tasks:
             labels = list(specs[name].labels)
             found = [answers[position[id(row)]].get(name) for row in by_task[name]]
             out[name] = score_task(
-                name, labels, gold=[row.labels[name] for row in by_task[name]],
+                name,
+                labels,
+                gold=[row.labels[name] for row in by_task[name]],
                 predicted=[a["label"] if a else NO_VERDICT for a in found],
                 probabilities=[[a["scores"][l] for l in labels] if a else None for a in found],
                 targets=[row.target for row in by_task[name]],
-                confidences=[a["score"] if a else None for a in found], abstain_below=abstain_below)
+                confidences=[a["score"] if a else None for a in found],
+                abstain_below=abstain_below,
+            )
     return out

@@ -7,12 +7,19 @@ from collections import Counter
 import torch
 
 from serving.bundle import TaskSpec, has_target, no_target
-from serving.normalize import NormalizationSettings, normalize
-from serving.errors import DataError
 from serving.data_files import Row
+from serving.errors import DataError
+from serving.normalize import NormalizationSettings, normalize
 
 # What each known task compares. Unknown task names are single-input unless named with --pair-tasks.
-KNOWN_TASK_INPUTS = {"topic": "single", "stance": "pair", "claim": "pair", "news_claim": "pair", "sentiment": "single", "sarcasm": "single"}
+KNOWN_TASK_INPUTS = {
+    "topic": "single",
+    "stance": "pair",
+    "claim": "pair",
+    "news_claim": "pair",
+    "sentiment": "single",
+    "sarcasm": "single",
+}
 
 
 def task_specs(rows: list[Row], tasks: list[str], pair_tasks: set[str]) -> list[TaskSpec]:
@@ -21,7 +28,9 @@ def task_specs(rows: list[Row], tasks: list[str], pair_tasks: set[str]) -> list[
     for name in tasks:
         labels = sorted({row.labels[name] for row in rows if name in row.labels})
         if len(labels) < 2:
-            raise DataError(f"task '{name}' has {len(labels)} distinct label(s) in the training data; it needs two or more.")
+            raise DataError(
+                f"task '{name}' has {len(labels)} distinct label(s) in the training data; it needs two or more."
+            )
         kind = "pair" if name in pair_tasks or KNOWN_TASK_INPUTS.get(name) == "pair" else "single"
         specs.append(TaskSpec(name=name, labels=tuple(labels), input=kind))
     return specs
@@ -31,8 +40,11 @@ def check_known_labels(rows: list[Row], specs: list[TaskSpec], what: str) -> Non
     """Validation or evaluation labels must all be labels the heads have."""
     problems = []
     for spec in specs:
-        unknown = Counter(row.labels[spec.name] for row in rows
-                          if spec.name in row.labels and row.labels[spec.name] not in spec.label2id)
+        unknown = Counter(
+            row.labels[spec.name]
+            for row in rows
+            if spec.name in row.labels and row.labels[spec.name] not in spec.label2id
+        )
         for label, count in unknown.items():
             first = next(r.where for r in rows if r.labels.get(spec.name) == label)
             problems.append(f"task '{spec.name}': label '{label}' ({count} rows, first at {first})")
@@ -66,8 +78,10 @@ def tokenize_examples(columns: dict[str, list], tokenizer, max_length: int):
         pairs = [k for k, target in enumerate(batch["target"]) if target is not None]
         ids = [None] * len(batch["text"])
         types = [None] * len(batch["text"])
-        for indices, args in ((singles, ([batch["text"][k] for k in singles],)),
-                              (pairs, ([batch["target"][k] for k in pairs], [batch["text"][k] for k in pairs]))):
+        for indices, args in (
+            (singles, ([batch["text"][k] for k in singles],)),
+            (pairs, ([batch["target"][k] for k in pairs], [batch["text"][k] for k in pairs])),
+        ):
             if not indices:
                 continue
             out = tokenizer(*args, truncation=True, max_length=max_length)
@@ -115,8 +129,10 @@ def class_weights(columns: dict[str, list], specs: list[TaskSpec], power: float)
     for task_id, spec in enumerate(specs):
         counts = Counter(label for t, label in zip(columns["task_ids"], columns["labels"]) if t == task_id)
         total = sum(counts.values())
-        raw = torch.tensor([(total / (len(spec.labels) * max(counts.get(k, 0), 1))) ** power
-                            for k in range(len(spec.labels))], dtype=torch.float)
+        raw = torch.tensor(
+            [(total / (len(spec.labels) * max(counts.get(k, 0), 1))) ** power for k in range(len(spec.labels))],
+            dtype=torch.float,
+        )
         mean_weight = sum(raw[k] * counts.get(k, 0) for k in range(len(spec.labels))) / max(total, 1)
         weights.append(raw / mean_weight)  # keep the average example weight at 1: same loss scale
     return weights

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from serving.bundle import has_target, load_ngram_models, read_manifest, save_ngram_models, write_manifest
+from serving.data_files import Row
 from serving.fusion import FusedTask, fuse
 from serving.normalize import normalize
 from training.calibration import fit_temperature
-from serving.data_files import Row
 from training.data import split_rows
 from training.metrics import classification_metrics
 from training.ngram_model import fit_ngram_classifier
@@ -30,8 +30,9 @@ WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))
 
 
 def _macro_f1(probabilities: np.ndarray, gold: np.ndarray, labels: list[str]) -> float:
-    return classification_metrics([labels[g] for g in gold], [labels[p] for p in probabilities.argmax(1)],
-                                  labels)["macro_f1"]
+    return classification_metrics([labels[g] for g in gold], [labels[p] for p in probabilities.argmax(1)], labels)[
+        "macro_f1"
+    ]
 
 
 def choose_weight(encoder: np.ndarray, ngram: np.ndarray, gold: np.ndarray, labels: list[str]) -> float:
@@ -40,8 +41,9 @@ def choose_weight(encoder: np.ndarray, ngram: np.ndarray, gold: np.ndarray, labe
     return max(WEIGHTS, key=lambda w: (round(scores[w], 6), w))
 
 
-def cross_fitted(encoder: np.ndarray, ngram: np.ndarray, gold: np.ndarray, labels: list[str],
-                 halves: list[np.ndarray]) -> np.ndarray:
+def cross_fitted(
+    encoder: np.ndarray, ngram: np.ndarray, gold: np.ndarray, labels: list[str], halves: list[np.ndarray]
+) -> np.ndarray:
     """Fused probabilities where each half's weight was chosen on the other half."""
     fused = np.zeros_like(encoder)
     for k, half in enumerate(halves):
@@ -51,8 +53,9 @@ def cross_fitted(encoder: np.ndarray, ngram: np.ndarray, gold: np.ndarray, label
     return fused
 
 
-def fit_fusion(bundle: Path, train_rows: list[Row], val_rows: list[Row], seed: int = 13,
-               tasks: list[str] | None = None) -> dict:
+def fit_fusion(
+    bundle: Path, train_rows: list[Row], val_rows: list[Row], seed: int = 13, tasks: list[str] | None = None
+) -> dict:
     """Fit and write the bundle's n-gram models and fusion weights; return the per-task measurements."""
     from serving.predictor import Predictor
 
@@ -73,7 +76,9 @@ def fit_fusion(bundle: Path, train_rows: list[Row], val_rows: list[Row], seed: i
 
         train, val = [r for r in train_rows if usable(r)], [r for r in val_rows if usable(r)]
         if len(val) < 20 or len({r.labels[spec.name] for r in train}) < 2:
-            log.info("fusion: task '%s' has too few labelled rows to fit a weight; the encoder answers alone", spec.name)
+            log.info(
+                "fusion: task '%s' has too few labelled rows to fit a weight; the encoder answers alone", spec.name
+            )
             continue
         classifier = fit_ngram_classifier(train, inputs_of(train), spec.name, labels, pair)
         val_inputs = inputs_of(val)
@@ -94,11 +99,21 @@ def fit_fusion(bundle: Path, train_rows: list[Row], val_rows: list[Row], seed: i
             weight = 1.0  # fusion did not pay on held-out halves: keep the encoder alone
         mixed = weight * np.log(np.maximum(encoder, 1e-6)) + (1 - weight) * np.log(np.maximum(ngram, 1e-6))
         temperature = fit_temperature(mixed, gold)
-        report[spec.name] = {**{k: round(v, 4) for k, v in scores.items()}, "weight": weight,
-                             "temperature": round(temperature, 4), "val_rows": len(val), "train_rows": len(train)}
-        log.info("fusion %s: macro-F1 encoder %.4f, n-grams %.4f, fused (cross-fitted) %s; weight %.1f",
-                 spec.name, scores["encoder"], scores["ngram"],
-                 f"{scores['fused_cross_fitted']:.4f}" if "fused_cross_fitted" in scores else "n/a", weight)
+        report[spec.name] = {
+            **{k: round(v, 4) for k, v in scores.items()},
+            "weight": weight,
+            "temperature": round(temperature, 4),
+            "val_rows": len(val),
+            "train_rows": len(train),
+        }
+        log.info(
+            "fusion %s: macro-F1 encoder %.4f, n-grams %.4f, fused (cross-fitted) %s; weight %.1f",
+            spec.name,
+            scores["encoder"],
+            scores["ngram"],
+            f"{scores['fused_cross_fitted']:.4f}" if "fused_cross_fitted" in scores else "n/a",
+            weight,
+        )
         if weight < 1.0:
             fused[spec.name] = FusedTask(classifier, weight, temperature)
     kept = {**load_ngram_models(bundle), **fused} if tasks is not None else fused

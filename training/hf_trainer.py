@@ -91,8 +91,11 @@ class KeepBestEpoch(TrainerCallback):
             model = self.trainer_ref[0].model
             state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
             save_file(state_dict, str(self.best_dir / "model.safetensors"))
-            (self.best_dir / "score.json").write_text(json.dumps({
-                "mean_macro_f1": score, "epoch": state.epoch, "step": state.global_step, "metrics": metrics}))
+            (self.best_dir / "score.json").write_text(
+                json.dumps(
+                    {"mean_macro_f1": score, "epoch": state.epoch, "step": state.global_step, "metrics": metrics}
+                )
+            )
             log.info("epoch %.2f: mean macro-F1 %.4f, the best so far: kept", state.epoch or 0, score)
         else:
             log.info("epoch %.2f: mean macro-F1 %.4f, not better than %.4f", state.epoch or 0, score, self.best_score())

@@ -34,9 +34,15 @@ def record_int8_cost(bundle: Path, rows: list[Row], data: list[str], skip_bad_ro
     costs, scored = measure_int8_cost(bundle, rows, skip_bad_rows)
     manifest = read_manifest(bundle)
     manifest.metrics["int8_cost"] = {
-        "macro_f1_points": costs, "rows": scored, "data": data,
-        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        "macro_f1_points": costs,
+        "rows": scored,
+        "data": data,
+        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     write_manifest(bundle, manifest)
-    log.info("int8 against fp32 on %d rows, macro-F1 points lost: %s", scored,
-             ", ".join(f"{t} {c:.2f}" for t, c in costs.items()))
+    log.info(
+        "int8 against fp32 on %d rows, macro-F1 points lost: %s",
+        scored,
+        ", ".join(f"{t} {c:.2f}" for t, c in costs.items()),
+    )
     return manifest

@@ -15,13 +15,19 @@ def classification_metrics(gold: list[str], predicted: list[str], labels: list[s
     if not gold:
         zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
         return {"n": 0, "accuracy": 0.0, "macro_f1": 0.0, "per_class": {label: dict(zero) for label in labels}}
-    precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=labels, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     return {
         "n": len(gold),
         "accuracy": float(accuracy_score(gold, predicted)),
-        "macro_f1": float(f1_score(gold, predicted, labels=[l for l in labels if l in set(gold) | set(predicted)],
-                                   average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(
+                gold,
+                predicted,
+                labels=[l for l in labels if l in set(gold) | set(predicted)],
+                average="macro",
+                zero_division=0,
+            )
+        ),
         "per_class": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(labels, precision, recall, f1, support)
@@ -45,8 +51,12 @@ def stanceeval_score(gold: list[str], predicted: list[str], targets: list[str]) 
         g = [str(gold[k]).lower() for k in rows]
         p = [str(predicted[k]).lower() for k in rows]
         f1s = f1_score(g, p, labels=list(STANCEEVAL_CLASSES), average=None, zero_division=0)
-        per_target[target] = {"n": len(rows), "f1_favor": float(f1s[0]), "f1_against": float(f1s[1]),
-                              "score": float(f1s.mean())}
+        per_target[target] = {
+            "n": len(rows),
+            "f1_favor": float(f1s[0]),
+            "f1_against": float(f1s[1]),
+            "score": float(f1s.mean()),
+        }
     score = sum(v["score"] for v in per_target.values()) / len(per_target) if per_target else 0.0
     return {"score": score, "per_target": per_target}
 

@@ -14,8 +14,8 @@ from collections import Counter
 
 import numpy as np
 
-from serving.tfidf import NgramClassifier, TfidfFeatures, char_ngrams
 from serving.data_files import Row
+from serving.tfidf import NgramClassifier, TfidfFeatures, char_ngrams
 from training.data import split_rows
 from training.metrics import classification_metrics
 
@@ -67,8 +67,9 @@ def _fit(matrix, gold: list[str], labels: list[str], C: float):
     return coef, intercept
 
 
-def choose_c(rows: list[Row], inputs: list[tuple[str | None, str]], task: str, labels: list[str], pair: bool,
-             seed: int = 13) -> float:
+def choose_c(
+    rows: list[Row], inputs: list[tuple[str | None, str]], task: str, labels: list[str], pair: bool, seed: int = 13
+) -> float:
     """The C of the best macro-F1 on a group- and label-stratified fifth of the training rows."""
     by_id = {id(row): k for k, row in enumerate(rows)}
     fit_rows, held_rows = split_rows(rows, 0.2, seed)
@@ -82,11 +83,17 @@ def choose_c(rows: list[Row], inputs: list[tuple[str | None, str]], task: str, l
     for C in C_GRID:
         coef, intercept = _fit(fit_matrix, [rows[k].labels[task] for k in fit_idx], labels, C)
         predicted = np.asarray(held_matrix @ coef.T + intercept).argmax(1)
-        scores[C] = classification_metrics([rows[k].labels[task] for k in held_idx],
-                                           [labels[p] for p in predicted], labels)["macro_f1"]
+        scores[C] = classification_metrics(
+            [rows[k].labels[task] for k in held_idx], [labels[p] for p in predicted], labels
+        )["macro_f1"]
     best = max(C_GRID, key=lambda c: (scores[c], -c))
-    log.info("n-gram model, task '%s': C=%g chosen on %d held-out training rows (macro-F1 %s)", task, best,
-             len(held_idx), ", ".join(f"C={c:g}: {s:.3f}" for c, s in scores.items()))
+    log.info(
+        "n-gram model, task '%s': C=%g chosen on %d held-out training rows (macro-F1 %s)",
+        task,
+        best,
+        len(held_idx),
+        ", ".join(f"C={c:g}: {s:.3f}" for c, s in scores.items()),
+    )
     return best
 
 
@@ -95,8 +102,14 @@ def _texts_of(pair_input: tuple[str | None, str], pair: bool) -> list[str]:
     return [text, target] if pair and target is not None else [text]
 
 
-def fit_ngram_classifier(rows: list[Row], inputs: list[tuple[str | None, str]], task: str, labels: list[str],
-                         pair: bool, C: float | None = None) -> NgramClassifier:
+def fit_ngram_classifier(
+    rows: list[Row],
+    inputs: list[tuple[str | None, str]],
+    task: str,
+    labels: list[str],
+    pair: bool,
+    C: float | None = None,
+) -> NgramClassifier:
     """Fit one task's classifier on normalised (target, text) inputs; C chosen on held-out rows unless given."""
     C = C if C is not None else choose_c(rows, inputs, task, labels, pair)
     features = fit_features([t for item in inputs for t in _texts_of(item, pair)])

@@ -102,26 +102,41 @@ def _write_atomically(out: Path, rows: list[dict], columns: tuple[str, ...]) -> 
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_command(subparsers, "prepare", "turn a public dataset's original files into rasid's data format",
-                         "rasid prepare mawqif --source ../shared/data/mawqif --out data/mawqif.jsonl")
+    parser = add_command(
+        subparsers,
+        "prepare",
+        "turn a public dataset's original files into rasid's data format",
+        "rasid prepare mawqif --source ../shared/data/mawqif --out data/mawqif.jsonl",
+    )
     parser.add_argument("name", choices=sorted(RECIPES), help="dataset recipe")
-    parser.add_argument("--source", type=Path, required=True, metavar="DIR",
-                        help="folder holding the dataset's original files")
+    parser.add_argument(
+        "--source", type=Path, required=True, metavar="DIR", help="folder holding the dataset's original files"
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="output file, .jsonl or .csv")
     add_skip_bad_rows(parser)
     baly = parser.add_argument_group("baly options")
-    baly.add_argument("--granularity", choices=["paragraphs", "articles"],
-                      help="paragraphs (default): claim + rationale line pairs; articles: claim + whole article")
+    baly.add_argument(
+        "--granularity",
+        choices=["paragraphs", "articles"],
+        help="paragraphs (default): claim + rationale line pairs; articles: claim + whole article",
+    )
     baly.add_argument("--folds", help="comma-separated folds to keep, e.g. 1,2,3,4 (default: all present)")
-    baly.add_argument("--lines-per-article", type=int, metavar="N",
-                      help="lines taken from an article with no rationale line (unrelated: the hard negatives; "
-                           "discuss: its lines closest to the claim) (default: 2)")
+    baly.add_argument(
+        "--lines-per-article",
+        type=int,
+        metavar="N",
+        help="lines taken from an article with no rationale line (unrelated: the hard negatives; "
+        "discuss: its lines closest to the claim) (default: 2)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = {key: getattr(args, key) for key in ("granularity", "folds", "lines_per_article")
-               if getattr(args, key) is not None}
+    options = {
+        key: getattr(args, key)
+        for key in ("granularity", "folds", "lines_per_article")
+        if getattr(args, key) is not None
+    }
     report = prepare(args.name, args.source, args.out, skip_bad_rows=args.skip_bad_rows, **options)
     print(report.summary())
     return 0

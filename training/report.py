@@ -27,9 +27,16 @@ def is_target_stance(task: str, labels) -> bool:
     return task == "stance" or {"favor", "against"} <= {label.lower() for label in labels}
 
 
-def score_task(task: str, labels: list[str], gold: list[str], predicted: list[str],
-               probabilities: list | None = None, targets: list[str | None] | None = None,
-               confidences: list[float | None] | None = None, abstain_below: float | None = None) -> dict:
+def score_task(
+    task: str,
+    labels: list[str],
+    gold: list[str],
+    predicted: list[str],
+    probabilities: list | None = None,
+    targets: list[str | None] | None = None,
+    confidences: list[float | None] | None = None,
+    abstain_below: float | None = None,
+) -> dict:
     """Every number the report gives for one task. `probabilities[k]` is row k's vector over `labels`
     (None for a row without one, e.g. a document with no verdict); ECE is computed on the rows that have one.
     `confidences[k]` is the score of row k's answer (default: its highest probability); with `abstain_below`,
@@ -39,8 +46,10 @@ def score_task(task: str, labels: list[str], gold: list[str], predicted: list[st
         confidences = [max(p) if p is not None else None for p in probabilities]
     answered = predicted
     if abstain_below is not None and confidences is not None:
-        predicted = [p if c is None else abstain({"label": p, "score": c}, abstain_below)["label"]
-                     for p, c in zip(predicted, confidences)]
+        predicted = [
+            p if c is None else abstain({"label": p, "score": c}, abstain_below)["label"]
+            for p, c in zip(predicted, confidences)
+        ]
     scores = classification_metrics(gold, predicted, labels)
     scores["confusion"] = confusion(gold, predicted, labels)
     if probabilities is not None:
@@ -65,12 +74,21 @@ def _kept(gold, predicted, confidences, labels, threshold: float) -> dict:
     (None when none is kept). Rows without an answer (no verdict) are never kept."""
     rows = [k for k, c in enumerate(confidences) if c is not None and c >= threshold]
     metrics = classification_metrics([gold[k] for k in rows], [predicted[k] for k in rows], labels) if rows else None
-    return {"answered": len(rows), "coverage": len(rows) / len(gold) if gold else 0.0,
-            "accuracy": metrics["accuracy"] if metrics else None, "macro_f1": metrics["macro_f1"] if metrics else None}
+    return {
+        "answered": len(rows),
+        "coverage": len(rows) / len(gold) if gold else 0.0,
+        "accuracy": metrics["accuracy"] if metrics else None,
+        "macro_f1": metrics["macro_f1"] if metrics else None,
+    }
 
 
-def risk_coverage(gold: list[str], predicted: list[str], confidences: list[float | None], labels: list[str],
-                  thresholds=RISK_COVERAGE_THRESHOLDS) -> list[dict]:
+def risk_coverage(
+    gold: list[str],
+    predicted: list[str],
+    confidences: list[float | None],
+    labels: list[str],
+    thresholds=RISK_COVERAGE_THRESHOLDS,
+) -> list[dict]:
     """For each threshold: {"threshold", "answered", "coverage", "accuracy", "macro_f1"} of the answers that
     abstain_below=threshold would keep. `predicted` are the answers before any abstention."""
     return [{"threshold": t, **_kept(gold, predicted, confidences, labels, t)} for t in thresholds]
@@ -84,8 +102,17 @@ def summary_rows(report: dict) -> list[list[str]]:
     rows = []
     for model, result in report["models"].items():
         for task, s in result["tasks"].items():
-            rows.append([task, model, str(s["n"]), _pct(s["accuracy"]), _pct(s["macro_f1"]),
-                         _pct(s.get("stanceeval", {}).get("score")), _pct(s.get("ece"))])
+            rows.append(
+                [
+                    task,
+                    model,
+                    str(s["n"]),
+                    _pct(s["accuracy"]),
+                    _pct(s["macro_f1"]),
+                    _pct(s.get("stanceeval", {}).get("score")),
+                    _pct(s.get("ece")),
+                ]
+            )
     return sorted(rows, key=lambda r: r[0])
 
 
@@ -99,28 +126,36 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _class_rows(scores: dict) -> list[list[str]]:
-    return [[label, _pct(c["precision"]), _pct(c["recall"]), _pct(c["f1"]), str(c["support"])]
-            for label, c in scores["per_class"].items()]
+    return [
+        [label, _pct(c["precision"]), _pct(c["recall"]), _pct(c["f1"]), str(c["support"])]
+        for label, c in scores["per_class"].items()
+    ]
 
 
 RISK_COVERAGE_HEADER = ["abstain below", "answered", "coverage", "accuracy (answered)", "macro-F1 (answered)"]
 
 
 def _risk_rows(scores: dict) -> list[list[str]]:
-    return [[f"{r['threshold']:.2f}", str(r["answered"]), _pct(r["coverage"]), _pct(r["accuracy"]),
-             _pct(r["macro_f1"])] for r in scores["risk_coverage"]]
+    return [
+        [f"{r['threshold']:.2f}", str(r["answered"]), _pct(r["coverage"]), _pct(r["accuracy"]), _pct(r["macro_f1"])]
+        for r in scores["risk_coverage"]
+    ]
 
 
 def _abstention_line(scores: dict) -> str:
     a = scores["abstention"]
-    return (f"abstaining below {a['abstain_below']:g}: {a['answered']} of {scores['n']} answered "
-            f"(coverage {_pct(a['coverage'])}%), accuracy {_pct(a['accuracy'])} and macro-F1 {_pct(a['macro_f1'])} "
-            f"on those; the scores above count the {a['uncertain']} uncertain answer(s) as wrong")
+    return (
+        f"abstaining below {a['abstain_below']:g}: {a['answered']} of {scores['n']} answered "
+        f"(coverage {_pct(a['coverage'])}%), accuracy {_pct(a['accuracy'])} and macro-F1 {_pct(a['macro_f1'])} "
+        f"on those; the scores above count the {a['uncertain']} uncertain answer(s) as wrong"
+    )
 
 
 def _target_rows(scores: dict) -> list[list[str]]:
-    return [[target, str(v["n"]), _pct(v["f1_favor"]), _pct(v["f1_against"]), _pct(v["score"])]
-            for target, v in scores["stanceeval"]["per_target"].items()]
+    return [
+        [target, str(v["n"]), _pct(v["f1_favor"]), _pct(v["f1_against"]), _pct(v["score"])]
+        for target, v in scores["stanceeval"]["per_target"].items()
+    ]
 
 
 def format_report(report: dict) -> str:
@@ -128,13 +163,17 @@ def format_report(report: dict) -> str:
     parts = [f"data: {', '.join(report['data'])}" + ("  (documents)" if report.get("documents") else "")]
     for model, result in report["models"].items():
         for task, s in result["tasks"].items():
-            parts.append(f"\n== {model} · {task} ==  n={s['n']}  accuracy {_pct(s['accuracy'])}  "
-                         f"macro-F1 {_pct(s['macro_f1'])}  ECE {_pct(s.get('ece'))}"
-                         + (f"  no verdict: {s['no_verdict']}" if s.get("no_verdict") else ""))
+            parts.append(
+                f"\n== {model} · {task} ==  n={s['n']}  accuracy {_pct(s['accuracy'])}  "
+                f"macro-F1 {_pct(s['macro_f1'])}  ECE {_pct(s.get('ece'))}"
+                + (f"  no verdict: {s['no_verdict']}" if s.get("no_verdict") else "")
+            )
             parts.append(_table(["label", "precision", "recall", "F1", "support"], _class_rows(s)))
             if "stanceeval" in s:
-                parts.append(f"StanceEval 2024 score {_pct(s['stanceeval']['score'])} (mean over targets of "
-                             f"mean(F1 Favor, F1 Against)):")
+                parts.append(
+                    f"StanceEval 2024 score {_pct(s['stanceeval']['score'])} (mean over targets of "
+                    f"mean(F1 Favor, F1 Against)):"
+                )
                 parts.append(_table(["target", "n", "F1 Favor", "F1 Against", "score"], _target_rows(s)))
             if "abstention" in s:
                 parts.append(_abstention_line(s))
@@ -153,30 +192,47 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def format_markdown(report: dict, images: dict[str, str]) -> str:
-    out = [f"# rasid evaluation report", "",
-           f"- created: {report['created']}", f"- rasid: {report['rasid_version']}",
-           f"- data: {', '.join('`' + d + '`' for d in report['data'])}",
-           f"- documents mode: {'yes' if report.get('documents') else 'no'}"]
+    out = [
+        "# rasid evaluation report",
+        "",
+        f"- created: {report['created']}",
+        f"- rasid: {report['rasid_version']}",
+        f"- data: {', '.join('`' + d + '`' for d in report['data'])}",
+        f"- documents mode: {'yes' if report.get('documents') else 'no'}",
+    ]
     for model, result in report["models"].items():
         out.append(f"- {model}: {result['description']}")
     out += ["", "## Summary (percent)", "", _md_table(SUMMARY_HEADER, summary_rows(report))]
     for model, result in report["models"].items():
         for task, s in result["tasks"].items():
-            out += ["", f"## {model} · {task}", "",
-                    f"n={s['n']}, accuracy {_pct(s['accuracy'])}, macro-F1 {_pct(s['macro_f1'])}, "
-                    f"ECE {_pct(s.get('ece'))}" + (f", no verdict: {s['no_verdict']}" if s.get("no_verdict") else ""),
-                    "", _md_table(["label", "precision", "recall", "F1", "support"], _class_rows(s))]
+            out += [
+                "",
+                f"## {model} · {task}",
+                "",
+                f"n={s['n']}, accuracy {_pct(s['accuracy'])}, macro-F1 {_pct(s['macro_f1'])}, "
+                f"ECE {_pct(s.get('ece'))}" + (f", no verdict: {s['no_verdict']}" if s.get("no_verdict") else ""),
+                "",
+                _md_table(["label", "precision", "recall", "F1", "support"], _class_rows(s)),
+            ]
             if "stanceeval" in s:
-                out += ["", f"StanceEval 2024 score: **{_pct(s['stanceeval']['score'])}**", "",
-                        _md_table(["target", "n", "F1 Favor", "F1 Against", "score"], _target_rows(s))]
+                out += [
+                    "",
+                    f"StanceEval 2024 score: **{_pct(s['stanceeval']['score'])}**",
+                    "",
+                    _md_table(["target", "n", "F1 Favor", "F1 Against", "score"], _target_rows(s)),
+                ]
             if (model, task) in images:
                 out += ["", f"![confusion matrix {model} {task}]({images[(model, task)]})"]
             if "abstention" in s:
                 out += ["", _abstention_line(s) + "."]
             if "risk_coverage" in s:
-                out += ["", "Risk-coverage: answers whose score reaches each threshold, and how good they are "
-                            "(percent). Pick `abstain_below` where coverage and accuracy suit the use.", "",
-                        _md_table(RISK_COVERAGE_HEADER, _risk_rows(s))]
+                out += [
+                    "",
+                    "Risk-coverage: answers whose score reaches each threshold, and how good they are "
+                    "(percent). Pick `abstain_below` where coverage and accuracy suit the use.",
+                    "",
+                    _md_table(RISK_COVERAGE_HEADER, _risk_rows(s)),
+                ]
                 if (model, task, "risk") in images:
                     out += ["", f"![risk-coverage {model} {task}]({images[(model, task, 'risk')]})"]
     return "\n".join(out) + "\n"
@@ -200,8 +256,14 @@ def plot_confusion(matrix: dict, title: str, path: Path) -> None:
     threshold = counts.max() / 2 if counts.size else 0
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
-            axes.text(j, i, str(counts[i, j]), ha="center", va="center",
-                      color="white" if counts[i, j] > threshold else "black")
+            axes.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                color="white" if counts[i, j] > threshold else "black",
+            )
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -216,8 +278,11 @@ def plot_risk_coverage(rows: list[dict], title: str, path: Path) -> None:
 
     thresholds = [r["threshold"] for r in rows]
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    for key, name, style in (("coverage", "coverage (answered share)", "-o"),
-                             ("accuracy", "accuracy of answered", "-s"), ("macro_f1", "macro-F1 of answered", "-^")):
+    for key, name, style in (
+        ("coverage", "coverage (answered share)", "-o"),
+        ("accuracy", "accuracy of answered", "-s"),
+        ("macro_f1", "macro-F1 of answered", "-^"),
+    ):
         values = [r[key] if r[key] is not None else np.nan for r in rows]
         axes.plot(thresholds, values, style, label=name, markersize=4)
     axes.set_xlabel("abstain below (score threshold)")
@@ -249,8 +314,10 @@ def write_report(report: dict, folder: Path) -> list[Path]:
                 plot_risk_coverage(s["risk_coverage"], f"{model} · {task} (n={s['n']})", folder / name)
                 images[(model, task, "risk")] = name
                 written.append(folder / name)
-    for name, content in (("report.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n"),
-                          ("report.md", format_markdown(report, images))):
+    for name, content in (
+        ("report.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n"),
+        ("report.md", format_markdown(report, images)),
+    ):
         write_text(folder / name, content)
         written.append(folder / name)
     return written

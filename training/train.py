@@ -19,7 +19,6 @@ from pathlib import Path
 from serving.options import add_command, add_skip_bad_rows
 from training.config import TrainConfig
 
-
 # What each numeric option of TrainConfig does; its default is TrainConfig's.
 NUMERIC_OPTIONS = {
     "epochs": "passes over the training data (fractions allowed); the best epoch on validation is kept",
@@ -35,41 +34,89 @@ NUMERIC_OPTIONS = {
 
 
 def register(subparsers) -> None:
-    p = add_command(subparsers, "train", "fine-tune an encoder on labelled paragraphs and write a bundle",
-                    "rasid train --data data/mawqif.train.jsonl --val-data data/mawqif.val.jsonl --out models/my-bundle",
-                    description=__doc__.split("\n\n", 1)[1].strip())
+    p = add_command(
+        subparsers,
+        "train",
+        "fine-tune an encoder on labelled paragraphs and write a bundle",
+        "rasid train --data data/mawqif.train.jsonl --val-data data/mawqif.val.jsonl --out models/my-bundle",
+        description=__doc__.split("\n\n", 1)[1].strip(),
+    )
     p.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE", help="rasid JSONL/CSV training files")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="bundle folder to write, e.g. models/NAME")
-    p.add_argument("--base", metavar="DIR", help="HF encoder id or local folder (default: the offline e5 base, built "
-                                                 "in the user's cache on first use; see rasid base)")
+    p.add_argument(
+        "--base",
+        metavar="DIR",
+        help="HF encoder id or local folder (default: the offline e5 base, built "
+        "in the user's cache on first use; see rasid base)",
+    )
     p.add_argument("--tasks", help="comma-separated tasks (default: those with labels in the data)")
-    p.add_argument("--pair-tasks", default="", help="comma-separated extra task names that take (target, text); "
-                                                    "stance, claim and news_claim always do (default: none)")
-    p.add_argument("--val-data", nargs="+", type=Path, default=[], metavar="FILE",
-                   help="validation files (default: carve a split from --data, see --val-fraction)")
+    p.add_argument(
+        "--pair-tasks",
+        default="",
+        help="comma-separated extra task names that take (target, text); "
+        "stance, claim and news_claim always do (default: none)",
+    )
+    p.add_argument(
+        "--val-data",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="validation files (default: carve a split from --data, see --val-fraction)",
+    )
     defaults = TrainConfig(data=[Path("x")], out=Path("x"))
     for name, text in NUMERIC_OPTIONS.items():
         value = getattr(defaults, name)
-        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
-                       metavar="N" if isinstance(value, int) else "X", help=text)
-    p.add_argument("--pooling", choices=["mean", "cls"], default="mean",
-                   help="how the encoder's token vectors become one: their mean, or the first ([CLS]) token's; "
-                        "cls exports as a standard transformers classifier")
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(value),
+            default=value,
+            metavar="N" if isinstance(value, int) else "X",
+            help=text,
+        )
+    p.add_argument(
+        "--pooling",
+        choices=["mean", "cls"],
+        default="mean",
+        help="how the encoder's token vectors become one: their mean, or the first ([CLS]) token's; "
+        "cls exports as a standard transformers classifier",
+    )
     p.add_argument("--freeze-embeddings", action="store_true", help="do not update the word-embedding matrix")
-    p.add_argument("--keep-layers", type=int, default=0, metavar="N",
-                   help="fine-tune only this many lowest layers of the base and drop the rest: a smaller model, "
-                        "faster to train and serve (0: all)")
-    p.add_argument("--freeze-layers", type=int, default=0, metavar="N",
-                   help="keep all embeddings and this many lowest layers as pretrained (no backward pass there: "
-                        "faster steps)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast: for CPUs with AMX and recent GPUs; on a CPU "
-                   "without AMX it trains slower than fp32 (benchmarks/train_speed.py)")
+    p.add_argument(
+        "--keep-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fine-tune only this many lowest layers of the base and drop the rest: a smaller model, "
+        "faster to train and serve (0: all)",
+    )
+    p.add_argument(
+        "--freeze-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep all embeddings and this many lowest layers as pretrained (no backward pass there: faster steps)",
+    )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bf16 autocast: for CPUs with AMX and recent GPUs; on a CPU "
+        "without AMX it trains slower than fp32 (benchmarks/train_speed.py)",
+    )
     add_skip_bad_rows(p)
-    p.add_argument("--no-int8-check", dest="int8_check", action="store_false",
-                   help="skip measuring int8 on the validation rows after training (two inference passes); "
-                        "the bundle's fast path is then fp32 until `rasid check-int8`")
-    p.add_argument("--no-fusion", dest="fusion", action="store_false",
-                   help="skip fitting the n-gram models fused with the encoder's answers (training/fusion.py)")
+    p.add_argument(
+        "--no-int8-check",
+        dest="int8_check",
+        action="store_false",
+        help="skip measuring int8 on the validation rows after training (two inference passes); "
+        "the bundle's fast path is then fp32 until `rasid check-int8`",
+    )
+    p.add_argument(
+        "--no-fusion",
+        dest="fusion",
+        action="store_false",
+        help="skip fitting the n-gram models fused with the encoder's answers (training/fusion.py)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of an interrupted run")
     p.add_argument("--run-dir", type=Path, metavar="DIR", help="checkpoint folder (default: <out>.run)")
     p.set_defaults(func=run)

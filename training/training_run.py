@@ -10,15 +10,15 @@ from collections import Counter
 from pathlib import Path
 
 from serving.bundle import Manifest, save_bundle, target_inventory
-from serving.files import file_sha256
+from serving.data_files import read_rows
 from serving.errors import DataError, RasidError
+from serving.files import file_sha256
 from serving.normalize import NormalizationSettings
 from training.calibration import cross_fitted_calibration
-from serving.data_files import read_rows
+from training.config import TrainConfig
 from training.data import split_rows
 from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
 from training.metrics import classification_metrics
-from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"  # in the run folder: config and data hashes, so --resume refuses a changed run
@@ -47,8 +47,12 @@ def _embeddings_and_layers(encoder, option: str) -> tuple[list, object]:
     from serving.encoder import BertEncoder
 
     if isinstance(encoder, BertEncoder):
-        return [encoder.word_embeddings, encoder.position_embeddings, encoder.token_type_embeddings,
-                encoder.embedding_norm], encoder.layers
+        return [
+            encoder.word_embeddings,
+            encoder.position_embeddings,
+            encoder.token_type_embeddings,
+            encoder.embedding_norm,
+        ], encoder.layers
     if hasattr(encoder, "embeddings") and hasattr(getattr(encoder, "encoder", None), "layer"):  # BERT-like
         return [encoder.embeddings], encoder.encoder.layer
     raise RasidError(f"{option} knows BERT-like encoders only; this base is {type(encoder).__name__}.")
@@ -107,8 +111,12 @@ class TrainingRun:
             raise RasidError("the validation split is empty: give more data, a larger --val-fraction, or --val-data.")
         specs = task_specs(train_rows, tasks, set(c.pair_tasks))
         check_known_labels(val_rows, specs, "the validation data")
-        log.info("%d training rows, %d validation rows; tasks: %s", len(train_rows), len(val_rows),
-                 ", ".join(f"{s.name} ({s.input}, {len(s.labels)} labels)" for s in specs))
+        log.info(
+            "%d training rows, %d validation rows; tasks: %s",
+            len(train_rows),
+            len(val_rows),
+            ", ".join(f"{s.name} ({s.input}, {len(s.labels)} labels)" for s in specs),
+        )
         # 3. base encoder
         base = c.base
         if base is None:
@@ -154,21 +162,45 @@ class TrainingRun:
             scores["ece"] = calibration["ece_after"]
             metrics[spec.name] = {**scores, "temperature": temperature, "calibration": calibration}
             calibrated.append(type(spec)(spec.name, spec.labels, spec.input, temperature))
-            log.info("validation %s: n=%d accuracy %.4f macro-F1 %.4f ECE %.4f -> %s held out (T=%.2f)", spec.name,
-                     scores["n"], scores["accuracy"], scores["macro_f1"], scores["ece_before_calibration"],
-                     "-" if scores["ece"] is None else f"{scores['ece']:.4f}", temperature)
+            log.info(
+                "validation %s: n=%d accuracy %.4f macro-F1 %.4f ECE %.4f -> %s held out (T=%.2f)",
+                spec.name,
+                scores["n"],
+                scores["accuracy"],
+                scores["macro_f1"],
+                scores["ece_before_calibration"],
+                "-" if scores["ece"] is None else f"{scores['ece']:.4f}",
+                temperature,
+            )
             if scores["ece"] is not None and scores["ece"] > scores["ece_before_calibration"]:
-                log.warning("task '%s': the fitted temperature raised ECE on held-out validation rows (%.4f -> "
-                            "%.4f); rasid.json keeps both (metrics.validation.%s.calibration)", spec.name,
-                            scores["ece_before_calibration"], scores["ece"], spec.name)
+                log.warning(
+                    "task '%s': the fitted temperature raised ECE on held-out validation rows (%.4f -> "
+                    "%.4f); rasid.json keeps both (metrics.validation.%s.calibration)",
+                    spec.name,
+                    scores["ece_before_calibration"],
+                    scores["ece"],
+                    spec.name,
+                )
         if not trainer.is_world_process_zero():
             return c.out
         # 7. bundle
         manifest = Manifest(
-            tasks=calibrated or specs, max_length=c.max_length, base_model=base, normalization=settings,
-            pooling=c.pooling, training={**c.to_dict(), "best_epoch": best.get("epoch"), "best_step": best.get("step"),
-                                          "train_rows": len(train_rows), "val_rows": len(val_rows)},
-            data=data, metrics={"validation": metrics}, targets=target_inventory(train_rows, specs, settings))
+            tasks=calibrated or specs,
+            max_length=c.max_length,
+            base_model=base,
+            normalization=settings,
+            pooling=c.pooling,
+            training={
+                **c.to_dict(),
+                "best_epoch": best.get("epoch"),
+                "best_step": best.get("step"),
+                "train_rows": len(train_rows),
+                "val_rows": len(val_rows),
+            },
+            data=data,
+            metrics={"validation": metrics},
+            targets=target_inventory(train_rows, specs, settings),
+        )
         save_bundle(c.out, trainer.model, tokenizer, manifest)
         log.info("bundle written to %s", c.out)
         self._check_int8(encoder, val_rows)
@@ -196,9 +228,12 @@ class TrainingRun:
 
     def _prepare_run_dir(self, data: list[dict]) -> None:
         c = self.config
-        identity = {"config": {k: v for k, v in c.to_dict().items()
-                               if k not in {"resume", "skip_bad_rows", "int8_check", "fusion"}},  # none changes the weights
-                    "data": [d["sha256"] for d in data]}
+        identity = {
+            "config": {
+                k: v for k, v in c.to_dict().items() if k not in {"resume", "skip_bad_rows", "int8_check", "fusion"}
+            },  # none changes the weights
+            "data": [d["sha256"] for d in data],
+        }
         run_file = c.run_dir / RUN_FILE
         if c.resume:
             if not run_file.is_file() or not any(c.run_dir.glob("checkpoint-*")):
@@ -209,7 +244,9 @@ class TrainingRun:
             earlier["config"] = {k: earlier["config"].get(k, defaults.get(k)) for k in identity["config"]}
             if earlier != identity:
                 changed = sorted(k for k in identity["config"] if identity["config"][k] != earlier["config"].get(k))
-                what = "the data files changed" if earlier["data"] != identity["data"] else f"options changed: {changed}"
+                what = (
+                    "the data files changed" if earlier["data"] != identity["data"] else f"options changed: {changed}"
+                )
                 raise RasidError(f"--resume: {what} since the interrupted run; rerun without --resume to start over.")
             log.info("resuming the run in %s", c.run_dir)
         else:
@@ -229,19 +266,39 @@ class TrainingRun:
         on_cpu = not torch.cuda.is_available()
         distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # started by torchrun / accelerate launch
         args = TrainingArguments(
-            output_dir=str(c.run_dir), num_train_epochs=c.epochs, max_steps=c.max_steps,
-            per_device_train_batch_size=c.batch_size, per_device_eval_batch_size=64,
-            learning_rate=c.lr, weight_decay=0.01, warmup_steps=0.06, lr_scheduler_type="linear",
-            eval_strategy="epoch", save_strategy="steps", save_steps=c.save_steps, save_total_limit=1,
-            logging_steps=50, report_to="none", seed=c.seed, use_cpu=on_cpu, bf16=c.bf16,
-            train_sampling_strategy="group_by_length", label_names=["labels", "task_ids"],
-            remove_unused_columns=False, dataloader_num_workers=0,
-            ddp_backend="gloo" if on_cpu and distributed else None, ddp_find_unused_parameters=True,
+            output_dir=str(c.run_dir),
+            num_train_epochs=c.epochs,
+            max_steps=c.max_steps,
+            per_device_train_batch_size=c.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=c.lr,
+            weight_decay=0.01,
+            warmup_steps=0.06,
+            lr_scheduler_type="linear",
+            eval_strategy="epoch",
+            save_strategy="steps",
+            save_steps=c.save_steps,
+            save_total_limit=1,
+            logging_steps=50,
+            report_to="none",
+            seed=c.seed,
+            use_cpu=on_cpu,
+            bf16=c.bf16,
+            train_sampling_strategy="group_by_length",
+            label_names=["labels", "task_ids"],
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            ddp_backend="gloo" if on_cpu and distributed else None,
+            ddp_find_unused_parameters=True,
         )
         trainer_ref: list = []
         trainer = MultiTaskTrainer(
-            model=model, args=args, data_collator=Collator(tokenizer.pad_token_id),
-            train_dataset=train_set, eval_dataset=val_set, compute_metrics=metrics_function(specs),
+            model=model,
+            args=args,
+            data_collator=Collator(tokenizer.pad_token_id),
+            train_dataset=train_set,
+            eval_dataset=val_set,
+            compute_metrics=metrics_function(specs),
             callbacks=[KeepBestEpoch(c.run_dir, trainer_ref), *self.callbacks],
             class_weights=class_weights(train_columns, specs, c.class_weight_power),
         )

@@ -72,10 +72,17 @@ class Batcher:
     request that times out. An idle server (nothing queued, nothing in the model) takes any request: one larger
     than the limits is slow, not refused forever. Until a batch has been timed, one batch of texts may wait."""
 
-    def __init__(self, predict: PredictFn, max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 max_queue_items: int = 512, on_batch: Callable[[int], None] | None = None,
-                 model_thread: ThreadPoolExecutor | None = None, max_expected_wait_s: float | None = None,
-                 slice_size: int | None = None):
+    def __init__(
+        self,
+        predict: PredictFn,
+        max_batch_size: int = 32,
+        max_wait_ms: float = 5.0,
+        max_queue_items: int = 512,
+        on_batch: Callable[[int], None] | None = None,
+        model_thread: ThreadPoolExecutor | None = None,
+        max_expected_wait_s: float | None = None,
+        slice_size: int | None = None,
+    ):
         """model_thread: a one-worker executor to run the model in (the one it was loaded in, see
         Service.load); the batcher shuts it down on stop. None: the batcher starts its own.
         slice_size: texts a request gives per turn (default: a quarter of a batch, so at least four requests
@@ -134,12 +141,13 @@ class Batcher:
         if self.max_expected_wait_s is not None and wait is None and self.pending + texts > self.max_batch_size:
             # Not measured yet (a burst as the server starts): one batch may wait while the first is timed;
             # admitting the whole queue then timed out every request past the first few batches.
-            raise QueueFull(f"{self.pending} texts are waiting for the first model call to be timed",
-                            retry_after=1)
+            raise QueueFull(f"{self.pending} texts are waiting for the first model call to be timed", retry_after=1)
         if self.max_expected_wait_s is not None and wait is not None and wait > self.max_expected_wait_s:
-            raise QueueFull(f"about {wait:.1f} s of work is queued at {self.throughput:.0f} texts/s, more than "
-                            f"the {self.max_expected_wait_s:.1f} s this request may wait",
-                            retry_after=max(1, math.ceil(wait - self.max_expected_wait_s)))
+            raise QueueFull(
+                f"about {wait:.1f} s of work is queued at {self.throughput:.0f} texts/s, more than "
+                f"the {self.max_expected_wait_s:.1f} s this request may wait",
+                retry_after=max(1, math.ceil(wait - self.max_expected_wait_s)),
+            )
 
     async def submit(self, items: list[Item], tasks: list[str] | None = None) -> list[ItemResult]:
         """Queue the items and wait for their results, in order. Cancelling the wait (a timeout) drops the
@@ -149,8 +157,12 @@ class Batcher:
         if not items:
             return []
         self._admit(len(items))
-        request = _Request(list(items), tuple(tasks) if tasks is not None else None,
-                           asyncio.get_running_loop().create_future(), results=[None] * len(items))
+        request = _Request(
+            list(items),
+            tuple(tasks) if tasks is not None else None,
+            asyncio.get_running_loop().create_future(),
+            results=[None] * len(items),
+        )
         self._waiting.append(request)
         self.pending += len(items)
         self._wakeup.set()
@@ -197,8 +209,11 @@ class Batcher:
         if seconds <= 0 or texts <= 0:
             return
         per_text = seconds / texts
-        self._seconds_per_text = per_text if self._seconds_per_text is None else \
-            THROUGHPUT_WEIGHT * per_text + (1 - THROUGHPUT_WEIGHT) * self._seconds_per_text
+        self._seconds_per_text = (
+            per_text
+            if self._seconds_per_text is None
+            else THROUGHPUT_WEIGHT * per_text + (1 - THROUGHPUT_WEIGHT) * self._seconds_per_text
+        )
         self.throughput = 1 / self._seconds_per_text
 
     async def _collect(self, loop) -> list[tuple[_Request, int, int]]:
@@ -240,14 +255,15 @@ class Batcher:
         outcomes = []
         for key, parts in groups.items():
             try:
-                results = self._predict([i for r, s, e in parts for i in r.items[s:e]],
-                                        None if key is None else list(key))
+                results = self._predict(
+                    [i for r, s, e in parts for i in r.items[s:e]], None if key is None else list(key)
+                )
             except Exception as error:  # handed to the waiting requests; the route decides the status
                 outcomes += [(part, None, error) for part in parts]
                 continue
             position = 0
             for part in parts:
                 count = part[2] - part[1]
-                outcomes.append((part, results[position:position + count], None))
+                outcomes.append((part, results[position : position + count], None))
                 position += count
         return outcomes

@@ -45,8 +45,9 @@ def validation_response(errors: list[dict]) -> JSONResponse:
     detail = "; ".join(f"{field}: {message}" for field, message in sentences[:3])
     if len(sentences) > 3:
         detail += f"; and {len(sentences) - 3} more"
-    return JSONResponse({"detail": detail, "errors": [{"field": f, "message": m} for f, m in sentences]},
-                        status_code=422)
+    return JSONResponse(
+        {"detail": detail, "errors": [{"field": f, "message": m} for f, m in sentences]}, status_code=422
+    )
 
 
 async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -71,5 +72,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected_error)
-
-

@@ -35,9 +35,14 @@ async def lifespan(app: FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
-    app = FastAPI(title="rasid", version=__version__, lifespan=lifespan,
-                  description="Topic and stance classification of Arabic news, paragraph by paragraph.",
-                  docs_url=None, redoc_url=None)  # serving.api.page serves both without a CDN
+    app = FastAPI(
+        title="rasid",
+        version=__version__,
+        lifespan=lifespan,
+        description="Topic and stance classification of Arabic news, paragraph by paragraph.",
+        docs_url=None,
+        redoc_url=None,
+    )  # serving.api.page serves both without a CDN
     app.state.service = Service(settings, metrics)
     router = build_router(request_models(settings))
     app.include_router(router)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the /metrics route)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,  # noqa: F401  (re-exported for the /metrics route)
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -14,12 +20,22 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter("rasid_requests", "HTTP requests by route and status code.",
-                                ["route", "status"], registry=self.registry)
-        self.latency = Histogram("rasid_request_duration_seconds", "Time from request to response, by route.",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram("rasid_batch_size", "Texts per model call made by the batcher.",
-                                    buckets=BATCH_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "rasid_requests", "HTTP requests by route and status code.", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "rasid_request_duration_seconds",
+            "Time from request to response, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "rasid_batch_size",
+            "Texts per model call made by the batcher.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.queue_depth = Gauge("rasid_queue_depth", "Texts waiting for the model.", registry=self.registry)
 
     def render(self) -> bytes:

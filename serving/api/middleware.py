@@ -30,12 +30,19 @@ class ApiKeyMiddleware:
         self.expected = f"Bearer {api_key}".encode() if api_key else None
 
     async def __call__(self, scope, receive, send):
-        if self.expected is not None and scope["type"] == "http" and (
-                scope["path"] == self.prefix or scope["path"].startswith(self.prefix + "/")):
+        if (
+            self.expected is not None
+            and scope["type"] == "http"
+            and (scope["path"] == self.prefix or scope["path"].startswith(self.prefix + "/"))
+        ):
             given = (_header(scope, b"authorization") or "").encode("latin-1")
             if not hmac.compare_digest(given, self.expected):  # constant time: no timing oracle on the key
-                return await _reply(send, 401, "this route needs the header 'Authorization: Bearer <API key>'.",
-                                    {"WWW-Authenticate": "Bearer"})
+                return await _reply(
+                    send,
+                    401,
+                    "this route needs the header 'Authorization: Bearer <API key>'.",
+                    {"WWW-Authenticate": "Bearer"},
+                )
         await self.app(scope, receive, send)
 
 

@@ -41,15 +41,18 @@ def install(app: FastAPI) -> None:
     async def swagger(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
-            openapi_url=root + app.openapi_url, title=f"{app.title} - Swagger UI",
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - Swagger UI",
             oauth2_redirect_url=root + redirect_url if redirect_url else None,
             swagger_js_url=f"{root}{DOCS_PREFIX}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{DOCS_PREFIX}/swagger-ui.css",
             swagger_favicon_url=f"{root}{DOCS_PREFIX}/favicon.png",
             # Swagger UI's default validator badge is an image from an external service.
-            swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None})
+            swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None},
+        )
 
     if redirect_url:
+
         @app.get(redirect_url, include_in_schema=False)
         async def swagger_redirect() -> HTMLResponse:
             return get_swagger_ui_oauth2_redirect_html()
@@ -57,6 +60,10 @@ def install(app: FastAPI) -> None:
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(openapi_url=root + app.openapi_url, title=f"{app.title} - ReDoc",
-                              redoc_js_url=f"{root}{DOCS_PREFIX}/redoc.standalone.js",
-                              redoc_favicon_url=f"{root}{DOCS_PREFIX}/favicon.png", with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_PREFIX}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_PREFIX}/favicon.png",
+            with_google_fonts=False,
+        )

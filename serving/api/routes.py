@@ -6,8 +6,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from serving.api.metrics import CONTENT_TYPE_LATEST
-from serving.api.schemas import (AnalyzeResponse, BatchResponse, ClassifyResponse, ErrorResponse, ModelInfo,
-                                 RequestModels, Status)
+from serving.api.schemas import (
+    AnalyzeResponse,
+    BatchResponse,
+    ClassifyResponse,
+    ErrorResponse,
+    ModelInfo,
+    RequestModels,
+    Status,
+)
 from serving.api.service import BatchedPredictor, Service
 
 _ERRORS = {code: {"model": ErrorResponse} for code in (401, 413, 422, 429, 503, 504)}
@@ -29,8 +36,11 @@ def _result(answer, cut: bool, abstain_below: float | None, unseen_targets: bool
     """One item's answer with this request's abstention (the batcher's shared model calls never abstain)."""
     from serving.abstention import abstain
 
-    return {"predictions": {task: abstain(p, abstain_below, unseen_targets) for task, p in answer.predictions.items()},
-            "truncated": answer.truncated or cut, "skipped_tasks": answer.skipped_tasks}
+    return {
+        "predictions": {task: abstain(p, abstain_below, unseen_targets) for task, p in answer.predictions.items()},
+        "truncated": answer.truncated or cut,
+        "skipped_tasks": answer.skipped_tasks,
+    }
 
 
 def _threads() -> dict:
@@ -58,8 +68,9 @@ def build_router(models: RequestModels) -> APIRouter:
         unseen = service.settings.abstain_unseen_targets
         return {**_result(answers[0], cut, body.abstain_below, unseen), "model": service.summary()}
 
-    @router.post("/v1/classify/batch", **v1, response_model=BatchResponse,
-                 summary="Classify many texts, answered in input order")
+    @router.post(
+        "/v1/classify/batch", **v1, response_model=BatchResponse, summary="Classify many texts, answered in input order"
+    )
     async def classify_batch(body: models.batch, service: Service = Depends(ready_service)):
         targets = [(("body", "inputs", k, "target"), i.target) for k, i in enumerate(body.inputs)]
         tasks = service.check_tasks(body.tasks, targets)
@@ -67,38 +78,67 @@ def build_router(models: RequestModels) -> APIRouter:
         items = [Item(text, i.target) for (text, _), i in zip(clipped, body.inputs)]
         answers = await service.within_timeout(service.batcher.submit(items, tasks))
         unseen = service.settings.abstain_unseen_targets
-        return {"results": [_result(a, cut, body.abstain_below, unseen) for a, (_, cut) in zip(answers, clipped)],
-                "model": service.summary()}
+        return {
+            "results": [_result(a, cut, body.abstain_below, unseen) for a, (_, cut) in zip(answers, clipped)],
+            "model": service.summary(),
+        }
 
-    @router.post("/v1/analyze", **v1, response_model=AnalyzeResponse,
-                 summary="Analyze a whole article paragraph by paragraph")
+    @router.post(
+        "/v1/analyze", **v1, response_model=AnalyzeResponse, summary="Analyze a whole article paragraph by paragraph"
+    )
     async def analyze(body: models.analyze, service: Service = Depends(ready_service)):
         from serving.documents import analyze_document
 
         tasks = service.check_tasks(body.tasks, [(("body", "target"), body.target)])
         service.check_article(body.text, body.target)
         predictor = BatchedPredictor(service, asyncio.get_running_loop())
-        work = asyncio.to_thread(analyze_document, predictor, body.text, body.target, tasks, body.abstain_below,
-                                 abstain_unseen_targets=service.settings.abstain_unseen_targets)
+        work = asyncio.to_thread(
+            analyze_document,
+            predictor,
+            body.text,
+            body.target,
+            tasks,
+            body.abstain_below,
+            abstain_unseen_targets=service.settings.abstain_unseen_targets,
+        )
         return {**await service.within_timeout(work), "model": service.summary()}
 
     @router.get("/v1/model", **v1, response_model=ModelInfo, summary="The loaded model: tasks, labels, metrics, limits")
     async def model_info(service: Service = Depends(ready_service)):
         manifest = service.predictor.manifest
-        return {"tasks": [{"name": t.name, "labels": list(t.labels), "input": t.input,
-                           "open_targets": manifest.targets.get(t.name, {}).get("open"),
-                           "targets": manifest.targets.get(t.name, {}).get("counts")} for t in manifest.tasks],
-                "base_model": manifest.base_model, "max_length": manifest.max_length, "pooling": manifest.pooling,
-                "metrics": manifest.metrics.get("validation", {}), "rasid_version": manifest.rasid_version,
-                "created": manifest.created, "backend": service.predictor.backend, "limits": service.limits(),
-                "threads": _threads()}
+        return {
+            "tasks": [
+                {
+                    "name": t.name,
+                    "labels": list(t.labels),
+                    "input": t.input,
+                    "open_targets": manifest.targets.get(t.name, {}).get("open"),
+                    "targets": manifest.targets.get(t.name, {}).get("counts"),
+                }
+                for t in manifest.tasks
+            ],
+            "base_model": manifest.base_model,
+            "max_length": manifest.max_length,
+            "pooling": manifest.pooling,
+            "metrics": manifest.metrics.get("validation", {}),
+            "rasid_version": manifest.rasid_version,
+            "created": manifest.created,
+            "backend": service.predictor.backend,
+            "limits": service.limits(),
+            "threads": _threads(),
+        }
 
     @router.get("/healthz", response_model=Status, tags=["health"], summary="200 while the process is alive")
     async def healthz():
         return {"status": "ok"}
 
-    @router.get("/readyz", response_model=Status, tags=["health"], responses={503: {"model": Status}},
-                summary="200 once the model is loaded, 503 before (or if loading failed)")
+    @router.get(
+        "/readyz",
+        response_model=Status,
+        tags=["health"],
+        responses={503: {"model": Status}},
+        summary="200 once the model is loaded, 503 before (or if loading failed)",
+    )
     async def readyz(service: Service = Depends(get_service)):
         if service.predictor is not None:
             return {"status": "ready"}

@@ -34,9 +34,17 @@ Tasks = Annotated[list[TaskName], Field(min_length=1, max_length=32), AfterValid
 _NOT_BLANK = {"pattern": r"\S"}
 # A probability threshold: below it an answer's label is "uncertain" (its scores are kept). Pick one from the
 # risk-coverage table of `rasid evaluate` (docs/honest-answers.md).
-AbstainBelow = Annotated[float | None, Field(gt=0, le=1, description=(
-    'Answer "uncertain" (scores kept) when the top score is below this probability; see the risk-coverage '
-    "table of `rasid evaluate` to choose it."))]
+AbstainBelow = Annotated[
+    float | None,
+    Field(
+        gt=0,
+        le=1,
+        description=(
+            'Answer "uncertain" (scores kept) when the top score is below this probability; see the risk-coverage '
+            "table of `rasid evaluate` to choose it."
+        ),
+    ),
+]
 _STRICT = ConfigDict(extra="forbid")  # a misspelt field ("taget") is an error, not a silently ignored key
 
 
@@ -52,13 +60,21 @@ def request_models(settings: Settings) -> RequestModels:
     # Texts past max_text_chars are cut, not refused. The pattern only documents "not blank": the
     # validator enforces it, with a clearer message than a regex mismatch.
     Text = Annotated[str, Field(min_length=1, json_schema_extra=_NOT_BLANK), AfterValidator(_usable_text)]
-    Target = Annotated[str, Field(min_length=1, max_length=settings.max_target_chars, json_schema_extra=_NOT_BLANK),
-                       AfterValidator(_usable_text)] | None
+    Target = (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=settings.max_target_chars, json_schema_extra=_NOT_BLANK),
+            AfterValidator(_usable_text),
+        ]
+        | None
+    )
 
     class ClassifyRequest(BaseModel):
         model_config = _STRICT
-        text: Text = Field(description=f"Texts past {settings.max_text_chars} characters are cut; "
-                                       "the model window truncates sooner, and the response says so.")
+        text: Text = Field(
+            description=f"Texts past {settings.max_text_chars} characters are cut; "
+            "the model window truncates sooner, and the response says so."
+        )
         target: Target = Field(None, description="The topic or claim that pair tasks (stance) judge the text against.")
         tasks: Tasks = Field(None, description="Tasks to run; default: every task the input can take.")
         abstain_below: AbstainBelow = None
@@ -76,9 +92,11 @@ def request_models(settings: Settings) -> RequestModels:
 
     class AnalyzeRequest(BaseModel):
         model_config = _STRICT
-        text: Annotated[str, Field(min_length=1, max_length=settings.max_article_chars, json_schema_extra=_NOT_BLANK),
-                        AfterValidator(_usable_text)] = Field(
-            description="A whole article; paragraphs are split on line breaks and boilerplate lines skipped.")
+        text: Annotated[
+            str,
+            Field(min_length=1, max_length=settings.max_article_chars, json_schema_extra=_NOT_BLANK),
+            AfterValidator(_usable_text),
+        ] = Field(description="A whole article; paragraphs are split on line breaks and boilerplate lines skipped.")
         target: Target = None
         tasks: Tasks = None
         abstain_below: AbstainBelow = None
@@ -90,10 +108,14 @@ class Prediction(BaseModel):
     label: str
     score: float = Field(description="Calibrated probability of the label.")
     scores: dict[str, float] = Field(description="Every label with its probability.")
-    target_seen: bool | None = Field(None, description=(
-        "Pair tasks whose bundle lists its training targets (target stance): whether this target was one of "
-        "them (after normalisation, ignoring case). null: not known, or an open task such as claims, where "
-        "every claim is new."))
+    target_seen: bool | None = Field(
+        None,
+        description=(
+            "Pair tasks whose bundle lists its training targets (target stance): whether this target was one of "
+            "them (after normalisation, ignoring case). null: not known, or an open task such as claims, where "
+            "every claim is new."
+        ),
+    )
 
 
 class ModelSummary(BaseModel):
@@ -133,15 +155,19 @@ class SkippedParagraph(BaseModel):
     text: str
     start: int
     end: int
-    reason: str = Field(description='Why it was not classified: page furniture of one kind ("see-also", "tags", '
-                                    '"copyright", "share", "menu", ...; serving.documents.SKIP_REASONS, '
-                                    'docs/furniture.md).')
+    reason: str = Field(
+        description='Why it was not classified: page furniture of one kind ("see-also", "tags", '
+        '"copyright", "share", "menu", ...; serving.documents.SKIP_REASONS, '
+        "docs/furniture.md)."
+    )
 
 
 class AnalyzeResponse(BaseModel):
     predictions: dict[str, DocumentPrediction] = Field(description="The document verdict per task.")
     paragraphs: list[Paragraph]
-    skipped: list[SkippedParagraph] = Field(description="Page furniture (menus, links, copyright, ...), not classified.")
+    skipped: list[SkippedParagraph] = Field(
+        description="Page furniture (menus, links, copyright, ...), not classified."
+    )
     truncated: bool
     skipped_tasks: list[str]
     empty: bool = Field(description="No usable paragraph: nothing is predicted.")
@@ -152,10 +178,12 @@ class TaskInfo(BaseModel):
     name: str
     labels: list[str]
     input: str = Field(description='"single" (text) or "pair" (target and text).')
-    open_targets: bool | None = Field(None, description="Pair tasks: true when any target is normal (claims); "
-                                                        "null when the bundle does not say.")
-    targets: dict[str, int] | None = Field(None, description="Closed pair tasks: the targets seen in training, "
-                                                             "with their numbers of training rows.")
+    open_targets: bool | None = Field(
+        None, description="Pair tasks: true when any target is normal (claims); null when the bundle does not say."
+    )
+    targets: dict[str, int] | None = Field(
+        None, description="Closed pair tasks: the targets seen in training, with their numbers of training rows."
+    )
 
 
 class ModelInfo(BaseModel):
@@ -168,8 +196,10 @@ class ModelInfo(BaseModel):
     created: str
     backend: str = Field(description='What runs the encoder, e.g. "torch-fp32" or "torch-int8".')
     limits: dict[str, float] = Field(description="This service's request limits.")
-    threads: dict[str, Any] = Field(description="torch's thread count and why it was chosen (CPU affinity, cgroup "
-                                                "quota, RASID_THREADS or --threads).")
+    threads: dict[str, Any] = Field(
+        description="torch's thread count and why it was chosen (CPU affinity, cgroup "
+        "quota, RASID_THREADS or --threads)."
+    )
 
 
 class Status(BaseModel):

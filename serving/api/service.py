@@ -21,8 +21,10 @@ log = logging.getLogger("rasid.serve")
 # A news sentence of typical length for the warm-up call: the first model call is slow (allocations, one-off
 # initialisations), and timing it gives the batcher a throughput before the first request (admission by
 # expected wait has a number to work with when a burst arrives as the server starts).
-WARM_UP_TEXT = ("أعلنت وزارة الاقتصاد اليوم عن خطة جديدة لدعم الشركات الصغيرة والمتوسطة بقروض ميسرة، وقال الوزير "
-                "في مؤتمر صحفي إن الخطة تشمل إعفاءات ضريبية لمدة ثلاث سنوات.")
+WARM_UP_TEXT = (
+    "أعلنت وزارة الاقتصاد اليوم عن خطة جديدة لدعم الشركات الصغيرة والمتوسطة بقروض ميسرة، وقال الوزير "
+    "في مؤتمر صحفي إن الخطة تشمل إعفاءات ضريبية لمدة ثلاث سنوات."
+)
 
 
 def _load_and_time(model_dir, batch_size: int, **options):
@@ -64,8 +66,9 @@ class Service:
             self._failed()
             return
         model_thread = model_thread_executor()
-        load = functools.partial(_load_and_time, settings.model_dir, batch_size=settings.max_batch_size,
-                                 precision=settings.precision)
+        load = functools.partial(
+            _load_and_time, settings.model_dir, batch_size=settings.max_batch_size, precision=settings.precision
+        )
         try:
             predictor, warm_up = await asyncio.get_running_loop().run_in_executor(model_thread, load)
         except Exception as error:  # noqa: BLE001  (reported by /readyz, and by `rasid serve` exiting)
@@ -73,16 +76,23 @@ class Service:
             if isinstance(error, RasidError):
                 self.load_error = f"the model could not be loaded: {error}"
             else:  # e.g. a MemoryError with no message from a weights file overwritten with garbage
-                self.load_error = (f"the model in {settings.model_dir} could not be loaded ({type(error).__name__}"
-                                   f"{': ' + str(error) if str(error) else ''}); its files may be damaged or "
-                                   "incomplete: copy or train the bundle again.")
+                self.load_error = (
+                    f"the model in {settings.model_dir} could not be loaded ({type(error).__name__}"
+                    f"{': ' + str(error) if str(error) else ''}); its files may be damaged or "
+                    "incomplete: copy or train the bundle again."
+                )
             log.exception("loading %s failed", settings.model_dir)
             self._failed()
             return
-        self.batcher = Batcher(predictor.predict_items, settings.max_batch_size, settings.max_wait_ms,
-                               settings.max_queue_items, on_batch=self.metrics.batch_size.observe,
-                               model_thread=model_thread,
-                               max_expected_wait_s=settings.request_timeout_s * settings.admission_wait_fraction)
+        self.batcher = Batcher(
+            predictor.predict_items,
+            settings.max_batch_size,
+            settings.max_wait_ms,
+            settings.max_queue_items,
+            on_batch=self.metrics.batch_size.observe,
+            model_thread=model_thread,
+            max_expected_wait_s=settings.request_timeout_s * settings.admission_wait_fraction,
+        )
         self.batcher.seed(*warm_up)
         self.metrics.queue_depth.set_function(lambda: self.batcher.pending)
         self.batcher.start()
@@ -118,9 +128,12 @@ class Service:
         limit = self.settings.max_article_paragraphs
         count = len(split_paragraphs(text, char_budget(self.predictor.manifest.max_length, target)))
         if count > limit:
-            raise field_error(("body", "text"), f"the article has {count:,} paragraphs (lines, and pieces of long "
-                                                f"lines); this server analyses at most {limit:,} per request "
-                                                "(RASID_MAX_ARTICLE_PARAGRAPHS): send it in parts.")
+            raise field_error(
+                ("body", "text"),
+                f"the article has {count:,} paragraphs (lines, and pieces of long "
+                f"lines); this server analyses at most {limit:,} per request "
+                "(RASID_MAX_ARTICLE_PARAGRAPHS): send it in parts.",
+            )
 
     def clip(self, text: str) -> tuple[str, bool]:
         """Cut texts past max_text_chars (they overflow the model window anyway); say whether it happened."""
@@ -135,29 +148,42 @@ class Service:
         except QueueFull as error:
             if error.retry_after is not None:
                 retry = {"Retry-After": str(error.retry_after)}
-            raise HTTPException(429, f"the server is busy ({error}); retry after {retry['Retry-After']} s.",
-                                headers=retry) from None
+            raise HTTPException(
+                429, f"the server is busy ({error}); retry after {retry['Retry-After']} s.", headers=retry
+            ) from None
         except ShuttingDown:
             raise HTTPException(503, "the server is shutting down; retry on another instance.", headers=retry) from None
         except asyncio.TimeoutError:
-            raise HTTPException(504, f"the request took longer than {self.settings.request_timeout_s} s "
-                                     "(RASID_REQUEST_TIMEOUT_S).") from None
+            raise HTTPException(
+                504, f"the request took longer than {self.settings.request_timeout_s} s (RASID_REQUEST_TIMEOUT_S)."
+            ) from None
         except RasidError as error:
             raise HTTPException(422, str(error)) from None
 
     def summary(self) -> dict:
         manifest = self.predictor.manifest
-        return {"base_model": manifest.base_model, "tasks": self.predictor.task_names,
-                "rasid_version": manifest.rasid_version, "created": manifest.created}
+        return {
+            "base_model": manifest.base_model,
+            "tasks": self.predictor.task_names,
+            "rasid_version": manifest.rasid_version,
+            "created": manifest.created,
+        }
 
     def limits(self) -> dict:
         s = self.settings
-        return {"max_text_chars": s.max_text_chars, "max_target_chars": s.max_target_chars,
-                "max_article_chars": s.max_article_chars, "max_article_paragraphs": s.max_article_paragraphs,
-                "max_batch_items": s.max_batch_items, "admission_wait_fraction": s.admission_wait_fraction,
-                "max_body_bytes": s.max_body_bytes, "max_queue_items": s.max_queue_items,
-                "request_timeout_s": s.request_timeout_s, "max_batch_size": s.max_batch_size,
-                "max_wait_ms": s.max_wait_ms}
+        return {
+            "max_text_chars": s.max_text_chars,
+            "max_target_chars": s.max_target_chars,
+            "max_article_chars": s.max_article_chars,
+            "max_article_paragraphs": s.max_article_paragraphs,
+            "max_batch_items": s.max_batch_items,
+            "admission_wait_fraction": s.admission_wait_fraction,
+            "max_body_bytes": s.max_body_bytes,
+            "max_queue_items": s.max_queue_items,
+            "request_timeout_s": s.request_timeout_s,
+            "max_batch_size": s.max_batch_size,
+            "max_wait_ms": s.max_wait_ms,
+        }
 
 
 class BatchedPredictor:

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     # throughput estimate moves with the texts and the host, and the rest of the timeout is the margin.
     admission_wait_fraction: float = Field(0.8, gt=0, le=1)
     max_batch_size: int = Field(32, ge=1)  # texts per model call: the batcher's batch (no compute on padding)
-    max_wait_ms: float = Field(2.0, ge=0)  # how long a lone text waits for company; under load batches fill while the model runs
+    max_wait_ms: float = Field(
+        2.0, ge=0
+    )  # how long a lone text waits for company; under load batches fill while the model runs
     # The encoder's arithmetic (serving/precision.py): auto is the bundle's fast path, fp32 exactly the trained model.
     precision: Literal[PRECISIONS] = "auto"
     fast: bool = True  # RASID_FAST=false: an alias of RASID_PRECISION=fp32 (a precision given explicitly wins)
@@ -50,8 +52,10 @@ class Settings(BaseSettings):
         if not self.fast and self.precision == "auto":
             object.__setattr__(self, "precision", "fp32")  # the alias, folded in once (the model is frozen)
         if self.max_queue_items < self.max_batch_items:
-            raise ValueError(f"max_queue_items ({self.max_queue_items}) must be at least max_batch_items "
-                             f"({self.max_batch_items}), or a full batch request could never be queued")
+            raise ValueError(
+                f"max_queue_items ({self.max_queue_items}) must be at least max_batch_items "
+                f"({self.max_batch_items}), or a full batch request could never be queued"
+            )
         return self
 
 

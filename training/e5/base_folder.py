@@ -90,23 +90,28 @@ def ensure_base(
         except (OSError, json.JSONDecodeError):
             old = {}
         if all(old.get(key) == value for key, value in inputs.items()):
-            say(f"base: reusing {out} (same source file and trimming corpus; "
+            say(
+                f"base: reusing {out} (same source file and trimming corpus; "
                 f"{old.get('vocab_size')} pieces, {old.get('parameters'):,} parameters), "
-                f"checked in {time.perf_counter() - started:.1f}s")
+                f"checked in {time.perf_counter() - started:.1f}s"
+            )
             return out
         say(f"base: {out} was built from other inputs; rebuilding")
 
     manifest = _build(source, files, out, say, inputs, started)
-    say(f"base: wrote {out} in {manifest['build_seconds']}s — {manifest['vocab_size']:,} pieces "
+    say(
+        f"base: wrote {out} in {manifest['build_seconds']}s — {manifest['vocab_size']:,} pieces "
         f"(of {manifest['vocab_size_untrimmed']:,}), {manifest['parameters']:,} parameters "
         f"(untrimmed {manifest['parameters_untrimmed']:,}), folder {manifest['folder_bytes'] / 1e6:.0f} MB "
         f"(untrimmed fp32 ≈ {4 * manifest['parameters_untrimmed'] / 1e6:.0f} MB; source 4-bit file "
-        f"{source.stat().st_size / 1e6:.0f} MB)")
+        f"{source.stat().st_size / 1e6:.0f} MB)"
+    )
     return out
 
 
-def _build(source: Path, files: list[Path], out: Path, say: Callable[[str], None], inputs: dict,
-           started: float) -> dict:
+def _build(
+    source: Path, files: list[Path], out: Path, say: Callable[[str], None], inputs: dict, started: float
+) -> dict:
     """Convert (and trim when `files` is non-empty) into a temp sibling folder, then swap it in."""
     from training.e5 import trim as trimming
     from training.e5.convert import MASK_PIECE, build_model, build_tokenizer, save_folder
@@ -126,8 +131,10 @@ def _build(source: Path, files: list[Path], out: Path, say: Callable[[str], None
         rows = trimming.new_order(keep, len(e5.pieces), e5.pieces.index(MASK_PIECE))
         pieces, scores = [e5.pieces[i] for i in rows], e5.scores[rows]
         info.update(corpus_files=len(files), corpus_words=len(words), pieces_seen_in_corpus=len(seen))
-        say(f"base: trimming corpus {len(files)} files, {len(words):,} distinct words -> {len(seen):,} pieces "
-            f"seen, {len(rows):,} kept with specials/single characters ({time.perf_counter() - tick:.1f}s)")
+        say(
+            f"base: trimming corpus {len(files)} files, {len(words):,} distinct words -> {len(seen):,} pieces "
+            f"seen, {len(rows):,} kept with specials/single characters ({time.perf_counter() - tick:.1f}s)"
+        )
     model = build_model(e5, rows)
     tok = build_tokenizer(pieces, scores, e5.norm_table)
 

@@ -48,8 +48,7 @@ def precompiled_charsmap(table: dict[int, list[int]]) -> bytes:
         q = first_free
         while True:
             base = q ^ labels[0]
-            if (base and base not in used_bases
-                    and all(base ^ c >= len(used) or not used[base ^ c] for c in labels)):
+            if base and base not in used_bases and all(base ^ c >= len(used) or not used[base ^ c] for c in labels):
                 return base
             q += 1
             while q < len(used) and used[q]:
@@ -61,7 +60,7 @@ def precompiled_charsmap(table: dict[int, list[int]]) -> bytes:
         labels = sorted(0 if k is None else k for k in node)
         base = place(labels)
         used_bases.add(base)
-        top = (base | 0xFF)  # every lookup base ^ byte must stay inside the array (whole 256-unit blocks)
+        top = base | 0xFF  # every lookup base ^ byte must stay inside the array (whole 256-unit blocks)
         if top >= len(units):
             units.extend([0] * (top + 1 - len(units)))
             used.extend([False] * (top + 1 - len(used)))

@@ -47,8 +47,14 @@ def bert_state_dict(e5: E5File, rows: np.ndarray | None = None) -> dict[str, np.
         "embeddings.LayerNorm.weight": t["emb.ln.w"],
         "embeddings.LayerNorm.bias": t["emb.ln.b"],
     }
-    shapes = {"q": (hidden, hidden), "k": (hidden, hidden), "v": (hidden, hidden), "ao": (hidden, hidden),
-              "fi": (ffn, hidden), "fo": (hidden, ffn)}
+    shapes = {
+        "q": (hidden, hidden),
+        "k": (hidden, hidden),
+        "v": (hidden, hidden),
+        "ao": (hidden, hidden),
+        "fi": (ffn, hidden),
+        "fo": (hidden, ffn),
+    }
     for i in range(cfg["layers"]):
         for short, long in _LAYER_NAMES.items():
             prefix = f"encoder.layer.{i}.{long}"
@@ -66,10 +72,18 @@ def build_model(e5: E5File, rows: np.ndarray | None = None):
     cfg = e5.config
     vocab = cfg["vocab"] if rows is None else len(rows)
     config = BertConfig(
-        vocab_size=vocab, hidden_size=cfg["hidden"], num_hidden_layers=cfg["layers"],
-        num_attention_heads=cfg["heads"], intermediate_size=cfg["ffn"], hidden_act="gelu",
-        max_position_embeddings=cfg["max_positions"], type_vocab_size=cfg["type_vocab"],
-        layer_norm_eps=cfg["layer_norm_eps"], pad_token_id=PAD_ID, bos_token_id=0, eos_token_id=2,
+        vocab_size=vocab,
+        hidden_size=cfg["hidden"],
+        num_hidden_layers=cfg["layers"],
+        num_attention_heads=cfg["heads"],
+        intermediate_size=cfg["ffn"],
+        hidden_act="gelu",
+        max_position_embeddings=cfg["max_positions"],
+        type_vocab_size=cfg["type_vocab"],
+        layer_norm_eps=cfg["layer_norm_eps"],
+        pad_token_id=PAD_ID,
+        bos_token_id=0,
+        eos_token_id=2,
     )
     torch.manual_seed(POOLER_SEED)
     model = BertModel(config, add_pooling_layer=True)

@@ -100,8 +100,11 @@ def read_e5(path: str | Path, load_tensors: bool = True) -> E5File:
     offsets = np.frombuffer(c.take(4 * (n_pieces + 1), "the piece offsets"), dtype="<u4")
     scores = np.frombuffer(c.take(4 * n_pieces, "the piece scores"), dtype="<f4").astype(np.float32)
     blob = bytes(c.take(blob_len, "the piece blob"))
-    _check(offsets[0] == 0 and offsets[-1] == blob_len and bool(np.all(np.diff(offsets.astype(np.int64)) >= 0)),
-           path, "piece offsets are not increasing within the blob")
+    _check(
+        offsets[0] == 0 and offsets[-1] == blob_len and bool(np.all(np.diff(offsets.astype(np.int64)) >= 0)),
+        path,
+        "piece offsets are not increasing within the blob",
+    )
     try:
         pieces = [blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
     except UnicodeDecodeError as error:
@@ -128,12 +131,16 @@ def read_e5(path: str | Path, load_tensors: bool = True) -> E5File:
         _check(expected is not None, path, f"tensor {name} has unknown dtype {dtype}")
         _check(dtype == DTYPE_F32 or n % BLOCK == 0, path, f"4-bit tensor {name} has {n} weights, not whole blocks")
         _check(nbytes == expected, path, f"tensor {name} declares {nbytes} bytes for {n} weights (expected {expected})")
-        _check(offset + nbytes <= len(data), path,
-               f"tensor {name} lies at bytes {offset}..{offset + nbytes}, past the end of the file ({len(data)} bytes)")
+        _check(
+            offset + nbytes <= len(data),
+            path,
+            f"tensor {name} lies at bytes {offset}..{offset + nbytes}, past the end of the file ({len(data)} bytes)",
+        )
         if load_tensors:
             raw = memoryview(data)[offset : offset + nbytes]
-            tensors[name] = (np.frombuffer(raw, dtype="<f4").astype(np.float32) if dtype == DTYPE_F32
-                             else dequantize_q4(raw, n))
+            tensors[name] = (
+                np.frombuffer(raw, dtype="<f4").astype(np.float32) if dtype == DTYPE_F32 else dequantize_q4(raw, n)
+            )
         else:
             tensors[name] = np.empty(0, dtype=np.float32)
     return E5File(config, pieces, scores, special_ids, norm_table, tensors)

@@ -28,8 +28,13 @@ TRIM_VERSION = 2
 SHARED_DATA_ENV = "RASID_SHARED_DATA"
 # The labelled sets and SaudiNewsNet in ../shared/data; each is read as raw text fields (no recipes).
 DEFAULT_CORPUS_GLOBS = (
-    "mawqif/*.csv", "asnd/*.csv", "ans_khouja2020/*/*.csv", "austr/*.tsv", "fignews2024/*.tsv",
-    "unifiedfc_baly2018/dataset/*.json", "saudinewsnet/*.json",
+    "mawqif/*.csv",
+    "asnd/*.csv",
+    "ans_khouja2020/*/*.csv",
+    "austr/*.tsv",
+    "fignews2024/*.tsv",
+    "unifiedfc_baly2018/dataset/*.json",
+    "saudinewsnet/*.json",
 )
 JSON_TEXT_KEYS = ("title", "content", "claim", "article", "text")  # SaudiNewsNet, Baly; others are metadata
 
@@ -51,8 +56,10 @@ def default_corpus(fallback: list[Path] | None = None, say=print) -> list[Path]:
         say(f"base: no shared data sets in {root} ({SHARED_DATA_ENV}); trimming the vocabulary to the training files")
         return [Path(p) for p in fallback]
     if not files:
-        raise CorpusError(f"no trimming corpus: {root} holds none of the shared data sets (looked for "
-                          f"{', '.join(DEFAULT_CORPUS_GLOBS)}).")
+        raise CorpusError(
+            f"no trimming corpus: {root} holds none of the shared data sets (looked for "
+            f"{', '.join(DEFAULT_CORPUS_GLOBS)})."
+        )
     return files
 
 

@@ -30,8 +30,10 @@ def _recipe(name: str, module: ModuleType) -> Recipe:
     return Recipe(name, module.read, module.TASKS, module.COLUMNS)
 
 
-RECIPES = {name: _recipe(name, module) for name, module in
-           {"mawqif": mawqif, "asnd": asnd, "ans": ans, "austr": austr, "baly": baly}.items()}
+RECIPES = {
+    name: _recipe(name, module)
+    for name, module in {"mawqif": mawqif, "asnd": asnd, "ans": ans, "austr": austr, "baly": baly}.items()
+}
 
 
 def get_recipe(name: str) -> Recipe:

@@ -29,7 +29,14 @@ def read(source: Path) -> Extract:
             claim = record["s1"].strip()
             # The files carry no ids, so the line is the id. Several paraphrases share one s1 headline: the
             # group keeps them together.
-            row = {"text": record["s2"].strip(), "target": claim, "claim": stance, "id": f"ans:{split}:{line}",
-                   "group": text_group(claim), "source": "ans", "split": split}
+            row = {
+                "text": record["s2"].strip(),
+                "target": claim,
+                "claim": stance,
+                "id": f"ans:{split}:{line}",
+                "group": text_group(claim),
+                "source": "ans",
+                "split": split,
+            }
             extract.keep(path, line, row)
     return extract

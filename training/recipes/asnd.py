@@ -12,8 +12,18 @@ FILES = {"train": "sm_news_ar_trn.csv", "dev": "sm_news_ar_dev.csv"}
 TASKS = ("topic",)
 COLUMNS = ("text", "target", *TASKS, "id", "group", "source", "split", "platform")
 TOPICS = {
-    "politics", "crime-war-conflict", "others", "art-and-entertainment", "human-rights-press-freedom", "sports",
-    "science-and-technology", "business-and-economy", "health", "environment", "spiritual", "education",
+    "politics",
+    "crime-war-conflict",
+    "others",
+    "art-and-entertainment",
+    "human-rights-press-freedom",
+    "sports",
+    "science-and-technology",
+    "business-and-economy",
+    "health",
+    "environment",
+    "spiritual",
+    "education",
 }
 
 
@@ -33,8 +43,15 @@ def read(source: Path) -> Extract:
                 continue
             text = record["Content"].strip()
             # Duplicates and retweets share a group, so they never straddle a validation split.
-            row = {"text": text, "target": None, "topic": topic, "id": f"asnd:{record['ID'].strip()}",
-                   "group": text_group(text), "source": "asnd", "split": split,
-                   "platform": record["Platform"].strip() or None}
+            row = {
+                "text": text,
+                "target": None,
+                "topic": topic,
+                "id": f"asnd:{record['ID'].strip()}",
+                "group": text_group(text),
+                "source": "asnd",
+                "split": split,
+                "platform": record["Platform"].strip() or None,
+            }
             extract.keep(path, line, row)
     return extract

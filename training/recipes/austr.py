@@ -17,8 +17,13 @@ def read(source: Path) -> Extract:
     extract = Extract()
     path = source / FILE
     # Tab-separated with CRLF and no quoting at all: a '"' inside a tweet is just a character.
-    records = read_table(path, ["rumor_id", "evidence_id", "rumor_text", "evidence_text", "stance"], extract,
-                         delimiter="\t", quoting=csv.QUOTE_NONE)
+    records = read_table(
+        path,
+        ["rumor_id", "evidence_id", "rumor_text", "evidence_text", "stance"],
+        extract,
+        delimiter="\t",
+        quoting=csv.QUOTE_NONE,
+    )
     for line, record in records:
         stance = record["stance"].strip()
         rumor_id = record["rumor_id"].strip()
@@ -31,7 +36,13 @@ def read(source: Path) -> Extract:
         if problem:
             extract.reject(path, line, problem)
             continue
-        row = {"text": record["evidence_text"].strip(), "target": record["rumor_text"].strip(), "claim": stance,
-               "id": f"austr:{rumor_id}:{record['evidence_id'].strip()}", "group": rumor_id, "source": "austr"}
+        row = {
+            "text": record["evidence_text"].strip(),
+            "target": record["rumor_text"].strip(),
+            "claim": stance,
+            "id": f"austr:{rumor_id}:{record['evidence_id'].strip()}",
+            "group": rumor_id,
+            "source": "austr",
+        }
         extract.keep(path, line, row)
     return extract

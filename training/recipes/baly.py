@@ -57,8 +57,9 @@ def closest_lines(claim: str, lines: list[str], count: int) -> list[int]:
     return sorted(index for _, index in sorted(scored)[:count])
 
 
-def read(source: Path, granularity: str = "paragraphs", folds: str | None = None,
-         lines_per_article: int = 2) -> Extract:
+def read(
+    source: Path, granularity: str = "paragraphs", folds: str | None = None, lines_per_article: int = 2
+) -> Extract:
     if granularity not in ("paragraphs", "articles"):
         raise DataError(f"--granularity must be paragraphs or articles, not {granularity!r}")
     fold_of = read_folds(source / SPLITS_FILE)
@@ -98,8 +99,12 @@ def _read_claim(path: Path, fold: int, granularity: str, per_article: int, extra
         extract.reject(path, 1, f"a claim file needs the fields {', '.join(fields)}")
         return []
     articles, stances, rationales = claim["article"], claim["stance"], claim["rationale"]
-    if not (isinstance(articles, list) and isinstance(stances, list) and isinstance(rationales, list)
-            and len(articles) == len(stances) == len(rationales)):
+    if not (
+        isinstance(articles, list)
+        and isinstance(stances, list)
+        and isinstance(rationales, list)
+        and len(articles) == len(stances) == len(rationales)
+    ):
         extract.reject(path, 1, "article, stance and rationale are not lists of one length")
         return []
     claim_id, target = str(claim["id"]), str(claim["claim"]).strip()
@@ -117,8 +122,14 @@ def _read_claim(path: Path, fold: int, granularity: str, per_article: int, extra
             or (None if isinstance(stance, str) else f"stance {stance!r} is not a string")
             or label_problem("stance", stance, STANCES)
             or (None if indices is not None else f"unreadable rationale {rationale!r}")
-            or next((f"rationale line {i} is out of range (the article has {len(lines)} lines)"
-                     for i in indices if i >= len(lines)), None)
+            or next(
+                (
+                    f"rationale line {i} is out of range (the article has {len(lines)} lines)"
+                    for i in indices
+                    if i >= len(lines)
+                ),
+                None,
+            )
             or next((f"rationale line {i} is empty" for i in indices if not lines[i].strip()), None)
         )
         if problem:
@@ -138,6 +149,9 @@ def _read_claim(path: Path, fold: int, granularity: str, per_article: int, extra
                 no_rationale.append(stance)
                 chosen = closest_lines(target, lines, per_article)
         for line in chosen:
-            extract.keep(path, f"{where} line {line}",
-                         {"text": lines[line].strip(), **row, "id": f"baly:{claim_id}:{index}:{line}"})
+            extract.keep(
+                path,
+                f"{where} line {line}",
+                {"text": lines[line].strip(), **row, "id": f"baly:{claim_id}:{index}:{line}"},
+            )
     return no_rationale

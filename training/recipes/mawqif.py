@@ -35,8 +35,15 @@ def read(source: Path) -> Extract:
             extract.reject(path, line, problem)
             continue
         text = record["text"].strip()
-        row = {"text": text, "target": record["target"].strip(), "stance": stance, "sentiment": sentiment,
-               "sarcasm": sarcasm, "id": f"mawqif:{record['ID'].strip()}", "group": text_group(text),
-               "source": "mawqif"}
+        row = {
+            "text": text,
+            "target": record["target"].strip(),
+            "stance": stance,
+            "sentiment": sentiment,
+            "sarcasm": sarcasm,
+            "id": f"mawqif:{record['ID'].strip()}",
+            "group": text_group(text),
+            "source": "mawqif",
+        }
         extract.keep(path, line, row)
     return extract
