@@ -75,6 +75,12 @@ def choose(requested: int | None = None, environ: dict | None = None, root: Path
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"{ENV_VARIABLE} must be a whole number of at least 1, got {value!r}")
         return ThreadChoice(int(value), ENV_VARIABLE, cpus, quota)
+    # torchrun starts LOCAL_WORLD_SIZE processes on this machine: each gets its share of the CPUs
+    local = environ.get("LOCAL_WORLD_SIZE", "")
+    processes = int(local) if local.isdigit() and int(local) > 0 else 1
+    usable = min(cpus, math.ceil(quota)) if quota is not None else cpus
+    if processes > 1:
+        return ThreadChoice(max(1, usable // processes), f"CPUs shared by {processes} torchrun processes", cpus, quota)
     if quota is not None and math.ceil(quota) < cpus:
         return ThreadChoice(max(1, math.ceil(quota)), "cgroup CPU quota", cpus, quota)
     return ThreadChoice(max(1, cpus), "CPU affinity", cpus, quota)

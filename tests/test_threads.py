@@ -67,3 +67,9 @@ def test_configure_applies_the_choice_to_torch(monkeypatch):
         assert torch.get_num_threads() == 1 and threads.chosen() == choice
     finally:
         torch.set_num_threads(before)
+
+
+def test_torchrun_processes_on_one_machine_share_its_cpus(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads, "affinity_cpus", lambda: 8)
+    choice = threads.choose(environ={"LOCAL_WORLD_SIZE": "4"}, root=cgroup(tmp_path))
+    assert choice.threads == 2 and "torchrun" in choice.source
