@@ -49,7 +49,8 @@ def feature_matrix(features: TfidfFeatures, texts: list[str], targets: list[str 
     return csr_matrix((values, indices, indptr), shape=(len(rows), features.size * (3 if pair else 1)))
 
 
-def _fit(matrix, gold: list[str], labels: list[str], C: float):
+def fit_logistic(matrix, gold: list[str], labels: list[str], C: float):
+    """Class-balanced logistic regression as (coef [labels, features], intercept) in `labels`' order."""
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
@@ -81,7 +82,7 @@ def choose_c(
     held_matrix = feature_matrix(features, [inputs[k][1] for k in held_idx], [inputs[k][0] for k in held_idx], pair)
     scores = {}
     for C in C_GRID:
-        coef, intercept = _fit(fit_matrix, [rows[k].labels[task] for k in fit_idx], labels, C)
+        coef, intercept = fit_logistic(fit_matrix, [rows[k].labels[task] for k in fit_idx], labels, C)
         predicted = np.asarray(held_matrix @ coef.T + intercept).argmax(1)
         scores[C] = classification_metrics(
             [rows[k].labels[task] for k in held_idx], [labels[p] for p in predicted], labels
@@ -114,5 +115,5 @@ def fit_ngram_classifier(
     C = C if C is not None else choose_c(rows, inputs, task, labels, pair)
     features = fit_features([t for item in inputs for t in _texts_of(item, pair)])
     matrix = feature_matrix(features, [i[1] for i in inputs], [i[0] for i in inputs], pair)
-    coef, intercept = _fit(matrix, [row.labels[task] for row in rows], labels, C)
+    coef, intercept = fit_logistic(matrix, [row.labels[task] for row in rows], labels, C)
     return NgramClassifier(features, coef, intercept, pair)

@@ -22,7 +22,7 @@ from serving.normalize import normalize
 from serving.verdict import DocumentModel
 from training.data import split_rows
 from training.metrics import classification_metrics
-from training.ngram_model import fit_ngram_classifier
+from training.ngram_model import fit_logistic, fit_ngram_classifier
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +38,6 @@ def kept_paragraphs(rows: list[Row], max_length: int) -> list[list[str]]:
         ]
         for row in rows
     ]
-
-
-def _aggregator(features: np.ndarray, gold: np.ndarray, labels: list[str]):
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(features, gold)
-    coef = np.zeros((len(labels), features.shape[1]), np.float32)
-    intercept = np.full(len(labels), -30.0, np.float32)  # a label no article had is never the verdict
-    present = list(model.classes_)
-    coef[present] = model.coef_ if len(present) > 2 else np.stack([-model.coef_[0] / 2, model.coef_[0] / 2])
-    intercept[present] = model.intercept_ if len(present) > 2 else [-model.intercept_[0] / 2, model.intercept_[0] / 2]
-    return coef, intercept
 
 
 def fit_document_verdict(bundle: Path, train_rows: list[Row], val_rows: list[Row], task: str, seed: int = 13) -> dict:
@@ -104,7 +92,7 @@ def fit_document_verdict(bundle: Path, train_rows: list[Row], val_rows: list[Row
     in_first = np.array([id(r) in first for r in val])
     predicted = np.zeros(len(val), dtype=int)
     for half in (in_first, ~in_first):
-        coef, intercept = _aggregator(features[~half], gold[~half], labels)
+        coef, intercept = fit_logistic(features[~half], [labels[g] for g in gold[~half]], labels, C=1.0)
         predicted[half] = (features[half] @ coef.T + intercept).argmax(1)
 
     def macro_f1(predicted_ids) -> float:
@@ -117,7 +105,7 @@ def fit_document_verdict(bundle: Path, train_rows: list[Row], val_rows: list[Row
         "val_articles": len(val),
         "train_articles": len(train),
     }
-    model.coef, model.intercept = _aggregator(features, gold, labels)
+    model.coef, model.intercept = fit_logistic(features, [labels[g] for g in gold], labels, C=1.0)
     save_document_models(bundle, {task: model})
     manifest.metrics.setdefault("documents", {})[task] = report
     write_manifest(bundle, manifest)
