@@ -397,6 +397,19 @@ def analyze_document(
     )[0]
 
 
+def sift_paragraphs(text: str, target: str | None, max_length: int, recurring: frozenset[str]):
+    """A document's paragraphs in reading order, split in two: those the model reads, and the furniture
+    with its reason ([(paragraph, reason)]). Serving and the fitting of the article verdict both cut here."""
+    read, dropped = [], []
+    for paragraph in split_paragraphs(text, char_budget(max_length, target)):
+        reason = skip_reason(text, paragraph, recurring)
+        if reason is None:
+            read.append(paragraph)
+        else:
+            dropped.append((paragraph, reason))
+    return read, dropped
+
+
 def analyze_documents(
     predictor,
     texts: list[str],
@@ -421,20 +434,13 @@ def analyze_documents(
     recurring = recurring_lines(texts) if recurring is None else recurring
     results, kept = [], []  # kept: (document index, paragraph)
     for index, (text, target) in enumerate(zip(texts, targets)):
-        skipped = []
-        for paragraph in split_paragraphs(text, char_budget(manifest.max_length, target)):
-            reason = skip_reason(text, paragraph, recurring)
-            if reason is not None:
-                skipped.append(
-                    {"text": paragraph.text, "start": paragraph.start, "end": paragraph.end, "reason": reason}
-                )
-            else:
-                kept.append((index, paragraph))
+        read, dropped = sift_paragraphs(text, target, manifest.max_length, recurring)
+        kept.extend((index, paragraph) for paragraph in read)
         results.append(
             {
                 "predictions": {},
                 "paragraphs": [],
-                "skipped": skipped,
+                "skipped": [{"text": p.text, "start": p.start, "end": p.end, "reason": why} for p, why in dropped],
                 "truncated": False,
                 "skipped_tasks": [],
                 "empty": True,

@@ -17,7 +17,7 @@ import numpy as np
 
 from serving.bundle import read_manifest, save_document_models, write_manifest
 from serving.data_files import Row
-from serving.documents import char_budget, recurring_lines, skip_reason, split_paragraphs
+from serving.documents import recurring_lines, sift_paragraphs
 from serving.normalize import normalize
 from serving.verdict import DocumentModel
 from training.data import split_rows
@@ -30,14 +30,7 @@ log = logging.getLogger(__name__)
 def kept_paragraphs(rows: list[Row], max_length: int) -> list[list[str]]:
     """Each article's paragraphs after the furniture filter, in reading order (raw text)."""
     recurring = recurring_lines([row.text for row in rows])
-    return [
-        [
-            p.text
-            for p in split_paragraphs(row.text, char_budget(max_length, row.target))
-            if skip_reason(row.text, p, recurring) is None
-        ]
-        for row in rows
-    ]
+    return [[p.text for p in sift_paragraphs(row.text, row.target, max_length, recurring)[0]] for row in rows]
 
 
 def fit_document_verdict(bundle: Path, train_rows: list[Row], val_rows: list[Row], task: str, seed: int = 13) -> dict:
