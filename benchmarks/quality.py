@@ -104,6 +104,44 @@ def baseline(data: Path, out: Path) -> dict[str, float]:
     return scores
 
 
+def train(args, model: Path, seed: int, recipe: list[str], timing: Path) -> None:
+    """One seed of the recipe, then the learned article verdict; the training time goes to `timing`."""
+    start = time.monotonic()
+    run(
+        [
+            *RASID,
+            "train",
+            "--data",
+            *[args.data / f"{s}.train.jsonl" for s in TRAIN_SETS],
+            "--val-data",
+            *[args.data / f"{s}.val.jsonl" for s in TRAIN_SETS],
+            "--out",
+            model,
+            "--seed",
+            str(seed),
+            "--no-int8-check",
+            *recipe,
+        ]
+    )
+    timing.write_text(f"{time.monotonic() - start:.0f}\n")
+    if "--no-fusion" not in recipe:
+        run(
+            [
+                *RASID,
+                "fuse",
+                "--documents",
+                "--model",
+                model,
+                "--data",
+                args.data / "baly_articles.train.jsonl",
+                "--val-data",
+                args.data / "baly_articles.val.jsonl",
+                "--tasks",
+                "news_claim",
+            ]
+        )
+
+
 def summary(values: list[float]) -> str:
     if not values:
         return "—"
@@ -118,6 +156,14 @@ def main() -> int:
     parser.add_argument("--recipe", default=RECIPE, help="rasid train options (default: make's recipe)")
     parser.add_argument("--proxy", action="store_true", help=f"screening: append {PROXY!r} to the recipe")
     parser.add_argument("--plain", action="store_true", help="also train the plain Trainer recipe per set and seed")
+    parser.add_argument(
+        "--plain-sets", nargs="+", choices=TRAIN_SETS, default=TRAIN_SETS, help="the sets --plain trains on"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a seed's bundle (and plain results) already in models/quality/NAME-SEED instead of retraining",
+    )
     parser.add_argument("--name", default=None, help="results folder name (default: full or proxy)")
     parser.add_argument("--out", type=Path, default=Path("reports/quality"), metavar="DIR")
     args = parser.parse_args()
@@ -127,40 +173,12 @@ def main() -> int:
     results = {"recipe": recipe, "seeds": args.seeds, "runs": []}
     for seed in args.seeds:
         model = Path("models") / "quality" / f"{name}-{seed}"
-        start = time.monotonic()
-        run(
-            [
-                *RASID,
-                "train",
-                "--data",
-                *[args.data / f"{s}.train.jsonl" for s in TRAIN_SETS],
-                "--val-data",
-                *[args.data / f"{s}.val.jsonl" for s in TRAIN_SETS],
-                "--out",
-                model,
-                "--seed",
-                str(seed),
-                "--no-int8-check",
-                *recipe,
-            ]
-        )
-        seconds = time.monotonic() - start
-        if "--no-fusion" not in recipe:
-            run(
-                [
-                    *RASID,
-                    "fuse",
-                    "--documents",
-                    "--model",
-                    model,
-                    "--data",
-                    args.data / "baly_articles.train.jsonl",
-                    "--val-data",
-                    args.data / "baly_articles.val.jsonl",
-                    "--tasks",
-                    "news_claim",
-                ]
-            )
+        timing = model.with_name(model.name + ".seconds")  # the training time, kept beside the bundle
+        if args.reuse and (model / "rasid.json").is_file() and timing.is_file():
+            print(f"reusing {model} (trained in {float(timing.read_text()):.0f} s)", flush=True)
+        else:
+            train(args, model, seed, recipe, timing)
+        seconds = float(timing.read_text())
         fused = evaluate(model, args.data, out / str(seed) / "fused", fusion=True)
         # the article verdict was fitted on these validation articles: its honest score is the cross-fitted one
         documents = json.loads((model / "rasid.json").read_text())["metrics"].get("documents", {})
@@ -169,21 +187,13 @@ def main() -> int:
         alone = evaluate(model, args.data, out / str(seed) / "encoder", fusion=False)
         results["runs"].append({"seed": seed, "train_seconds": seconds, "fused": fused, "encoder": alone})
         if args.plain:
-            plain = out / str(seed) / "plain.json"
-            run(
-                [
-                    sys.executable,
-                    "benchmarks/plain_trainer.py",
-                    "--data",
-                    args.data,
-                    "--seed",
-                    str(seed),
-                    "--out",
-                    plain,
-                    *(["--proxy"] if args.proxy else []),
-                ]
-            )
-            results["runs"][-1]["plain"] = json.loads(plain.read_text())
+            results["runs"][-1]["plain"] = {}
+            for plain_set in args.plain_sets:
+                plain = out / str(seed) / f"plain-{plain_set}.json"
+                if not (args.reuse and plain.is_file()):
+                    command = ["benchmarks/plain_trainer.py", "--data", args.data, "--seed", str(seed)]
+                    run([sys.executable, *command, "--sets", plain_set, "--out", plain, *(["--proxy"] * args.proxy)])
+                results["runs"][-1]["plain"].update(json.loads(plain.read_text()))
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))
     results["baseline"] = baseline(args.data, args.out)
