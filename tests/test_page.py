@@ -132,3 +132,18 @@ def test_unknown_assets_are_404_and_do_not_escape_the_folder(client):
     assert client.get("/static/nothing.js").status_code == 404
     assert client.get("/static/../main.py").status_code == 404
     assert client.get("/static/%2e%2e/main.py").status_code == 404
+
+
+def caption_keys(script: str, table: str) -> set[str]:
+    """The keys of one `const TABLE = { key: "caption", ... };` object literal in app.js."""
+    body = re.search(r"const " + table + r" = \{(.*?)\n\};", script, re.S).group(1)
+    return {quoted or bare for quoted, bare in re.findall(r'^\s*(?:"([^"]+)"|([\w-]+)):', body, re.M)}
+
+
+def test_every_verdict_rule_and_skip_reason_has_an_arabic_caption_on_the_page():
+    from serving.documents import SKIP_REASONS, VERDICT_RULES
+    from serving.verdict import RULE_LEARNED
+
+    script = (STATIC / "app.js").read_text(encoding="utf-8")
+    assert {*VERDICT_RULES, RULE_LEARNED} <= caption_keys(script, "RULES")
+    assert set(SKIP_REASONS) <= caption_keys(script, "REASONS")

@@ -8,6 +8,8 @@ const TASK_NAMES = { topic: "الموضوع", stance: "الموقف من اله�
 const RULES = {
   "most-confident-non-neutral": "الفقرة الأوثق غير المحايدة؛ وإن كانت الفقرات كلها محايدة فالتسمية المحايدة بمتوسط احتمالها",
   "length-weighted-mean": "متوسط احتمالات الفقرات موزونًا بطول كل فقرة، ثم التسمية الأعلى",
+  "learned: paragraph answers and article n-grams":
+    "نموذج متعلَّم يجمع أجوبة الفقرات الأقرب إلى الادعاء مع نموذج سلاسل الحروف للمقالة كلها",
 };
 // Why a line was skipped, in Arabic (serving.documents.SKIP_REASONS); an unknown reason shows its code only.
 const REASONS = {
