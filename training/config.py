@@ -13,6 +13,7 @@ class TrainConfig:
     data: list[Path]
     out: Path
     base: str | None = None  # HF id or folder; None: the offline default base
+    init_from: Path | None = None  # a bundle to continue training (training/continued.py) instead of a base
     tasks: list[str] | None = None  # None: every task that has labels in the data
     pair_tasks: list[str] = field(default_factory=list)  # extra task names that take (target, text)
     val_data: list[Path] = field(default_factory=list)  # given: used as is instead of carving a split
@@ -42,6 +43,7 @@ class TrainConfig:
         self.data = [Path(p) for p in self.data]
         self.val_data = [Path(p) for p in self.val_data]
         self.out = Path(self.out)
+        self.init_from = Path(self.init_from) if self.init_from else None
         self.run_dir = Path(self.run_dir) if self.run_dir else self.out.with_name(self.out.name + ".run")
         checks = [
             (self.epochs > 0, f"--epochs must be positive, got {self.epochs}"),

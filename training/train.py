@@ -49,6 +49,13 @@ def register(subparsers) -> None:
         help="HF encoder id or local folder (default: the offline e5 base, built "
         "in the user's cache on first use; see rasid base)",
     )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="BUNDLE",
+        help="continue training this bundle (its encoder and heads) instead of starting from a base; tasks the "
+        "data does not label keep their heads (training/continued.py)",
+    )
     p.add_argument("--tasks", help="comma-separated tasks (default: those with labels in the data)")
     p.add_argument(
         "--pair-tasks",

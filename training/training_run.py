@@ -9,13 +9,14 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from serving.bundle import Manifest, save_bundle, target_inventory
+from serving.bundle import Manifest, read_manifest, save_bundle, target_inventory
 from serving.data_files import read_rows
 from serving.errors import DataError, RasidError
 from serving.files import file_sha256
 from serving.normalize import NormalizationSettings
 from training.calibration import cross_fitted_calibration
 from training.config import TrainConfig
+from training.continued import carry_over, check_paths, continued_specs, load_heads, merged_targets
 from training.data import split_rows
 from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
 from training.metrics import classification_metrics
@@ -110,6 +111,10 @@ class TrainingRun:
         if not val_rows:
             raise RasidError("the validation split is empty: give more data, a larger --val-fraction, or --val-data.")
         specs = task_specs(train_rows, tasks, set(c.pair_tasks))
+        trained = {spec.name for spec in specs}
+        earlier = self._earlier_bundle()
+        if earlier is not None:
+            specs = continued_specs(earlier, specs)
         check_known_labels(val_rows, specs, "the validation data")
         log.info(
             "%d training rows, %d validation rows; tasks: %s",
@@ -118,7 +123,7 @@ class TrainingRun:
             ", ".join(f"{s.name} ({s.input}, {len(s.labels)} labels)" for s in specs),
         )
         # 3. base encoder
-        base = c.base
+        base = c.base if earlier is None else str(c.init_from)
         if base is None:
             from training.e5.base_folder import ensure_base
 
@@ -141,6 +146,8 @@ class TrainingRun:
         data = describe_data(c.data, rows_per_file)
         self._prepare_run_dir(data)
         trainer = self._trainer(encoder, tokenizer, specs, train_set, val_set, train_columns)
+        if earlier is not None:
+            load_heads(trainer.model, c.init_from, earlier)
         trainer.train(resume_from_checkpoint=True if c.resume else None)
         # 6. best epoch, calibration (every process takes part: evaluation gathers across processes)
         from training.hf_trainer import BEST_DIR, load_best, split_by_task
@@ -151,7 +158,7 @@ class TrainingRun:
         best = load_best(trainer.model, c.run_dir)
         prediction = trainer.predict(val_set)
         labels, task_ids = prediction.label_ids
-        metrics, calibrated = {}, []
+        metrics, calibrated = {}, {}
         for spec, logits, gold in split_by_task(prediction.predictions, labels, task_ids, specs):
             # the temperature is fitted on all validation rows; ECE after it is measured cross-fitted
             calibration = cross_fitted_calibration(logits, gold, seed=c.seed)
@@ -161,7 +168,7 @@ class TrainingRun:
             scores["ece_before_calibration"] = calibration["ece_before"]
             scores["ece"] = calibration["ece_after"]
             metrics[spec.name] = {**scores, "temperature": temperature, "calibration": calibration}
-            calibrated.append(type(spec)(spec.name, spec.labels, spec.input, temperature))
+            calibrated[spec.name] = type(spec)(spec.name, spec.labels, spec.input, temperature)
             log.info(
                 "validation %s: n=%d accuracy %.4f macro-F1 %.4f ECE %.4f -> %s held out (T=%.2f)",
                 spec.name,
@@ -184,10 +191,12 @@ class TrainingRun:
         if not trainer.is_world_process_zero():
             return c.out
         # 7. bundle
+        # a task without validation rows keeps its earlier temperature (1 for a new head)
+        inventory = target_inventory(train_rows, [s for s in specs if s.name in trained], settings)
         manifest = Manifest(
-            tasks=calibrated or specs,
+            tasks=[calibrated.get(spec.name, spec) for spec in specs],
             max_length=c.max_length,
-            base_model=base,
+            base_model=base if earlier is None else earlier.base_model,
             normalization=settings,
             pooling=c.pooling,
             training={
@@ -198,18 +207,35 @@ class TrainingRun:
                 "val_rows": len(val_rows),
             },
             data=data,
-            metrics={"validation": metrics},
-            targets=target_inventory(train_rows, specs, settings),
+            metrics={"validation": metrics, **self._earlier_metrics(earlier, trained)},
+            targets=inventory if earlier is None else merged_targets(earlier.targets, inventory),
         )
         save_bundle(c.out, trainer.model, tokenizer, manifest)
+        if earlier is not None:
+            carry_over(c.init_from, c.out, trained)
         log.info("bundle written to %s", c.out)
         self._check_int8(encoder, val_rows)
         # 8. late fusion with n-gram models
         if c.fusion:
             from training.fusion import fit_fusion
 
-            fit_fusion(c.out, train_rows, val_rows, seed=c.seed)
+            fit_fusion(c.out, train_rows, val_rows, seed=c.seed, tasks=None if earlier is None else sorted(trained))
         return c.out
+
+    def _earlier_bundle(self) -> Manifest | None:
+        c = self.config
+        if c.init_from is None:
+            return None
+        check_paths(c.init_from, c.out, c.base)
+        return read_manifest(c.init_from)
+
+    @staticmethod
+    def _earlier_metrics(earlier: Manifest | None, trained: set[str]) -> dict:
+        """What the earlier bundle measured: its validation before this run, its fusion of untrained tasks."""
+        if earlier is None:
+            return {}
+        fusion = {t: v for t, v in earlier.metrics.get("fusion", {}).items() if t not in trained}
+        return {"before_init_from": earlier.metrics.get("validation", {}), **({"fusion": fusion} if fusion else {})}
 
     def _check_int8(self, encoder, val_rows) -> None:
         """Record what per-row int8 costs this bundle on its validation rows: it decides the fast path.
