@@ -24,12 +24,13 @@ def stance_rows(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def continued(trained_bundle, stance_rows, tmp_path_factory):
-    """The tiny bundle, trained on for one epoch on its stance rows alone."""
-    return train(continue_config(trained_bundle, stance_rows, tmp_path_factory.mktemp("continued") / "m"))
+def continued(trained_bundle, stance_rows, sample_data, tmp_path_factory):
+    """The tiny bundle, trained on for one epoch on its stance rows alone, validated on all its tasks."""
+    out = tmp_path_factory.mktemp("continued") / "m"
+    return train(continue_config(trained_bundle, stance_rows, out, val_data=[sample_data]))
 
 
-def test_the_untrained_tasks_keep_their_heads_labels_and_temperatures(trained_bundle, continued):
+def test_the_untrained_tasks_keep_their_heads_and_labels(trained_bundle, continued):
     before, after = read_manifest(trained_bundle), read_manifest(continued)
     assert [t.name for t in after.tasks] == [t.name for t in before.tasks]
     heads_before, heads_after = (
@@ -37,9 +38,13 @@ def test_the_untrained_tasks_keep_their_heads_labels_and_temperatures(trained_bu
         load_file(str(continued / "heads.safetensors")),
     )
     for task in ("topic", "claim"):
-        assert after.task(task) == before.task(task)
+        assert (after.task(task).labels, after.task(task).input) == (before.task(task).labels, before.task(task).input)
         assert heads_after[f"{task}.weight"].equal(heads_before[f"{task}.weight"])
     assert not heads_after["stance.weight"].equal(heads_before["stance.weight"])
+
+
+def test_every_task_is_measured_again_because_the_encoder_moved_under_all_of_them(continued):
+    assert set(read_manifest(continued).metrics["validation"]) == {"topic", "stance", "claim"}
 
 
 def test_the_encoder_starts_from_the_bundle_and_moves(trained_bundle, continued):

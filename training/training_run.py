@@ -103,16 +103,19 @@ class TrainingRun:
         rows = [row for row in read.rows if row.labels]
         tasks = tasks_in(rows, c.tasks)
         rows_per_file = Counter(row.where.rsplit(":", 1)[0] for row in rows)
+        earlier = self._earlier_bundle()
+        # a continued bundle is validated on all its tasks: the encoder moves under each of them
+        val_tasks = [*tasks, *(t.name for t in earlier.tasks if t.name not in tasks)] if earlier else tasks
         # 2. validation split
         if c.val_data:
-            train_rows, val_rows = rows, [r for r in read_rows(c.val_data, c.skip_bad_rows, tasks).rows if r.labels]
+            val_read = read_rows(c.val_data, c.skip_bad_rows, val_tasks)
+            train_rows, val_rows = rows, [r for r in val_read.rows if r.labels]
         else:
             train_rows, val_rows = split_rows(rows, c.val_fraction, c.seed)
         if not val_rows:
             raise RasidError("the validation split is empty: give more data, a larger --val-fraction, or --val-data.")
         specs = task_specs(train_rows, tasks, set(c.pair_tasks))
         trained = {spec.name for spec in specs}
-        earlier = self._earlier_bundle()
         if earlier is not None:
             specs = continued_specs(earlier, specs)
         check_known_labels(val_rows, specs, "the validation data")
