@@ -53,10 +53,14 @@ def metric_of(report: Path, task: str, metric: str, model: str = "model") -> flo
     return 100 * (scores["stanceeval"]["score"] if metric == "stanceeval" else scores[metric])
 
 
-def evaluate(model: Path, data: Path, out: Path, fusion: bool) -> dict[str, float]:
+def evaluate(model: Path, data: Path, out: Path, fusion: bool, reuse: bool = False) -> dict[str, float]:
     scores = {}
     for name, (task, metric, documents) in SETS.items():
         report = out / name
+        written = report / "report.json"
+        if reuse and written.is_file() and written.stat().st_mtime > (model / "rasid.json").stat().st_mtime:
+            scores[name] = metric_of(report, task, metric)  # scored after the bundle's last change: still valid
+            continue
         command = [
             *RASID,
             "evaluate",
@@ -162,7 +166,8 @@ def main() -> int:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep a seed's bundle (and plain results) already in models/quality/NAME-SEED instead of retraining",
+        help="keep a seed's bundle already in models/quality/NAME-SEED instead of retraining, and its plain "
+        "results and reports written since",
     )
     parser.add_argument("--name", default=None, help="results folder name (default: full or proxy)")
     parser.add_argument("--out", type=Path, default=Path("reports/quality"), metavar="DIR")
@@ -179,12 +184,12 @@ def main() -> int:
         else:
             train(args, model, seed, recipe, timing)
         seconds = float(timing.read_text())
-        fused = evaluate(model, args.data, out / str(seed) / "fused", fusion=True)
+        fused = evaluate(model, args.data, out / str(seed) / "fused", fusion=True, reuse=args.reuse)
         # the article verdict was fitted on these validation articles: its honest score is the cross-fitted one
         documents = json.loads((model / "rasid.json").read_text())["metrics"].get("documents", {})
         if "news_claim" in documents:
             fused["baly_articles"] = 100 * documents["news_claim"]["cross_fitted_macro_f1"]
-        alone = evaluate(model, args.data, out / str(seed) / "encoder", fusion=False)
+        alone = evaluate(model, args.data, out / str(seed) / "encoder", fusion=False, reuse=args.reuse)
         results["runs"].append({"seed": seed, "train_seconds": seconds, "fused": fused, "encoder": alone})
         if args.plain:
             results["runs"][-1]["plain"] = {}
