@@ -53,8 +53,8 @@ def register(subparsers) -> None:
         "--init-from",
         type=Path,
         metavar="BUNDLE",
-        help="continue training this bundle (its encoder and heads) instead of starting from a base; tasks the "
-        "data does not label keep their heads (training/continued.py)",
+        help="continue training this bundle (its encoder and heads); tasks the data does not label keep their "
+        "heads (training/continued.py) (default: start from --base)",
     )
     p.add_argument("--tasks", help="comma-separated tasks (default: those with labels in the data)")
     p.add_argument(
