@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--init-from",
         type=Path,
-        metavar="BUNDLE",
+        metavar="DIR",
         help="continue training this bundle (its encoder and heads); tasks the data does not label keep their "
         "heads (training/continued.py) (default: start from --base)",
     )
