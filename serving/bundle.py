@@ -212,7 +212,6 @@ def load_bundle(path: Path, inference_dtype=None):
     inference_dtype (torch.float32 or torch.bfloat16): load a BERT encoder with `serving.encoder` for
     inference only, its matrix weights in that dtype (less memory than transformers; see that module).
     None, or an encoder of another architecture: the transformers model, fp32, trainable."""
-    from safetensors.torch import load_file
 
     from serving.encoder import EncoderConfig, load_encoder
     from serving.model import MultiTaskModel
@@ -229,8 +228,17 @@ def load_bundle(path: Path, inference_dtype=None):
         encoder = AutoModel.from_pretrained(path, add_pooling_layer=False) if bert else AutoModel.from_pretrained(path)
     tokenizer = load_tokenizer(path)
     model = MultiTaskModel(encoder, {t.name: len(t.labels) for t in manifest.tasks}, pooling=manifest.pooling)
-    heads = load_file(str(path / HEADS_FILE))
-    for spec in manifest.tasks:
+    load_heads(model, path, manifest.tasks)
+    model.eval()
+    return manifest, model, tokenizer
+
+
+def load_heads(model, path: Path, tasks: list[TaskSpec]) -> None:
+    """The bundle's trained heads of `tasks` into `model` (a MultiTaskModel with a head for each)."""
+    from safetensors.torch import load_file
+
+    heads = load_file(str(Path(path) / HEADS_FILE))
+    for spec in tasks:
         head = model.heads[spec.name]
         try:
             head.load_state_dict({"weight": heads[f"{spec.name}.weight"], "bias": heads[f"{spec.name}.bias"]})
@@ -239,8 +247,6 @@ def load_bundle(path: Path, inference_dtype=None):
                 f"bundle {path}: the head of task '{spec.name}' does not match its {len(spec.labels)} "
                 f"labels in {MANIFEST_FILE} ({error})."
             ) from error
-    model.eval()
-    return manifest, model, tokenizer
 
 
 def load_tokenizer(path: Path):

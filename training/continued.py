@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from serving.bundle import DOCUMENTS_DIR, HEADS_FILE, Manifest, TaskSpec, load_ngram_models, save_ngram_models
+from serving.bundle import DOCUMENTS_DIR, Manifest, TaskSpec, load_ngram_models, save_ngram_models
 from serving.errors import DataError, RasidError
 
 log = logging.getLogger(__name__)
@@ -34,17 +34,6 @@ def continued_specs(earlier: Manifest, trained: list[TaskSpec]) -> list[TaskSpec
             )
     new = [spec for spec in trained if spec.name not in known]
     return [*earlier.tasks, *new]
-
-
-def load_heads(model, bundle: Path, earlier: Manifest) -> None:
-    """The bundle's trained heads into `model` (whose new tasks keep their freshly initialised heads)."""
-    from safetensors.torch import load_file
-
-    heads = load_file(str(Path(bundle) / HEADS_FILE))
-    for spec in earlier.tasks:
-        model.heads[spec.name].load_state_dict(
-            {"weight": heads[f"{spec.name}.weight"], "bias": heads[f"{spec.name}.bias"]}
-        )
 
 
 def merged_targets(earlier: dict, new: dict) -> dict:

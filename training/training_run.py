@@ -9,14 +9,14 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from serving.bundle import Manifest, read_manifest, save_bundle, target_inventory
+from serving.bundle import Manifest, load_heads, read_manifest, save_bundle, target_inventory
 from serving.data_files import read_rows
 from serving.errors import DataError, RasidError
 from serving.files import file_sha256
 from serving.normalize import NormalizationSettings
 from training.calibration import cross_fitted_calibration
 from training.config import TrainConfig
-from training.continued import carry_over, check_paths, continued_specs, load_heads, merged_targets
+from training.continued import carry_over, check_paths, continued_specs, merged_targets
 from training.data import split_rows
 from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
 from training.metrics import classification_metrics
@@ -150,7 +150,7 @@ class TrainingRun:
         self._prepare_run_dir(data)
         trainer = self._trainer(encoder, tokenizer, specs, train_set, val_set, train_columns)
         if earlier is not None:
-            load_heads(trainer.model, c.init_from, earlier)
+            load_heads(trainer.model, c.init_from, earlier.tasks)
         trainer.train(resume_from_checkpoint=True if c.resume else None)
         # 6. best epoch, calibration (every process takes part: evaluation gathers across processes)
         from training.hf_trainer import BEST_DIR, load_best, split_by_task
