@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from transformers import TrainerCallback
@@ -192,6 +193,41 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_where_an_u
     for text in ["فاز الفريق بالكأس", "ارتفع سعر النفط"]:
         for task in ["topic"]:
             assert a.predict(text)[task]["scores"] == pytest.approx(b.predict(text)[task]["scores"], abs=1e-5)
+
+
+class CountPasses(TrainerCallback):
+    def __init__(self):
+        self.evaluations = self.predictions = 0
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.evaluations += 1
+
+    def on_predict(self, args, state, control, **kwargs):
+        self.predictions += 1
+
+
+def test_calibration_reads_the_best_epochs_own_validation_answers_instead_of_a_second_pass(
+    tmp_path, tiny_base, sample_data
+):
+    config = tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], fusion=False)
+    passes = CountPasses()
+    out = train(config, callbacks=[passes])
+    assert (passes.evaluations, passes.predictions) == (2, 0)  # one validation pass per epoch, none after
+    best = json.loads((config.run_dir / "best" / "score.json").read_text())["metrics"]
+    validation = json.loads((out / "rasid.json").read_text())["metrics"]["validation"]["topic"]
+    assert validation["accuracy"] == pytest.approx(best["eval_topic_accuracy"])
+    assert validation["macro_f1"] == pytest.approx(best["eval_topic_macro_f1"])
+
+
+def test_kept_answers_for_other_validation_examples_are_not_used(tmp_path):
+    from training.hf_trainer import ANSWERS_FILE, best_answers
+
+    (tmp_path / "best").mkdir()
+    np.savez(tmp_path / "best" / ANSWERS_FILE, logits=np.zeros((2, 3)), labels=[0, 1], task_ids=[0, 0])
+    assert best_answers(tmp_path, [0, 1], [0, 0])[0].shape == (2, 3)
+    assert best_answers(tmp_path, [1, 0], [0, 0])[0].shape == (2, 3)  # the same examples in another order
+    assert best_answers(tmp_path, [1, 1], [0, 0]) is None
+    assert best_answers(tmp_path / "elsewhere", [0, 1], [0, 0]) is None
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, tiny_base, sample_data):

@@ -16,6 +16,7 @@ from training.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
 BEST_DIR = "best"  # inside the run folder: the weights of the best epoch so far, kept across resumes
+ANSWERS_FILE = "answers.npz"  # beside them: that epoch's validation logits, so calibration need not predict again
 
 
 class MultiTaskTrainer(Trainer):
@@ -38,6 +39,11 @@ class MultiTaskTrainer(Trainer):
                 weights[rows] = task_weights.to(losses.device)[labels[rows]]
         loss = (losses * weights).sum() / weights.sum()
         return (loss, outputs) if return_outputs else loss
+
+    def evaluation_loop(self, *args, **kwargs):
+        output = super().evaluation_loop(*args, **kwargs)
+        self.last_answers = output  # KeepBestEpoch keeps the answers of the epoch it keeps
+        return output
 
 
 def split_by_task(logits: np.ndarray, labels: np.ndarray, task_ids: np.ndarray, specs: list[TaskSpec]):
@@ -91,6 +97,9 @@ class KeepBestEpoch(TrainerCallback):
             model = self.trainer_ref[0].model
             state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
             save_file(state_dict, str(self.best_dir / "model.safetensors"))
+            answers = self.trainer_ref[0].last_answers
+            labels, task_ids = answers.label_ids
+            np.savez(self.best_dir / ANSWERS_FILE, logits=answers.predictions, labels=labels, task_ids=task_ids)
             (self.best_dir / "score.json").write_text(
                 json.dumps(
                     {"mean_macro_f1": score, "epoch": state.epoch, "step": state.global_step, "metrics": metrics}
@@ -108,3 +117,16 @@ def load_best(model, run_dir: Path) -> dict:
     best_dir = Path(run_dir) / BEST_DIR
     model.load_state_dict(load_file(str(best_dir / "model.safetensors")))
     return json.loads((best_dir / "score.json").read_text())
+
+
+def best_answers(run_dir: Path, labels, task_ids) -> tuple[np.ndarray, ...] | None:
+    """The best epoch's validation (logits, labels, task ids), if kept for exactly these validation examples."""
+    path = Path(run_dir) / BEST_DIR / ANSWERS_FILE
+    if not path.is_file():  # a run folder from before answers were kept
+        return None
+    with np.load(path) as kept:
+        answers = kept["logits"], kept["labels"], kept["task_ids"]
+    # the evaluation loop may read the examples in another order (length-grouped), so compare as multisets
+    if sorted(zip(answers[2].tolist(), answers[1].tolist())) != sorted(zip(task_ids, labels)):
+        return None  # the validation data changed since (a resumed run given other --val-data)
+    return answers

@@ -153,16 +153,19 @@ class TrainingRun:
             load_heads(trainer.model, c.init_from, earlier.tasks)
         trainer.train(resume_from_checkpoint=True if c.resume else None)
         # 6. best epoch, calibration (every process takes part: evaluation gathers across processes)
-        from training.hf_trainer import BEST_DIR, load_best, split_by_task
+        from training.hf_trainer import BEST_DIR, best_answers, load_best, split_by_task
 
         trainer.accelerator.wait_for_everyone()  # rank 0 may still be writing the best weights
         if not (c.run_dir / BEST_DIR).is_dir():  # stopped before the first epoch ended (--max-steps)
             trainer.evaluate()
         best = load_best(trainer.model, c.run_dir)
-        prediction = trainer.predict(val_set)
-        labels, task_ids = prediction.label_ids
+        # the best epoch's own validation answers; several processes all predict again (it gathers across them)
+        answers = best_answers(c.run_dir, val_set["labels"], val_set["task_ids"])
+        if answers is None or trainer.args.world_size > 1:
+            prediction = trainer.predict(val_set)
+            answers = (prediction.predictions, *prediction.label_ids)
         metrics, calibrated = {}, {}
-        for spec, logits, gold in split_by_task(prediction.predictions, labels, task_ids, specs):
+        for spec, logits, gold in split_by_task(*answers, specs):
             # the temperature is fitted on all validation rows; ECE after it is measured cross-fitted
             calibration = cross_fitted_calibration(logits, gold, seed=c.seed)
             temperature = calibration["temperature"]
