@@ -157,6 +157,11 @@ def main() -> int:
         help="keep a seed's bundle already in models/quality/NAME-SEED instead of retraining, and its plain "
         "results and reports written since",
     )
+    parser.add_argument(
+        "--fused-only",
+        action="store_true",
+        help="score only what the bundle serves, not also its encoder alone (--no-fusion): half the evaluation",
+    )
     parser.add_argument("--name", default=None, help="results folder name (default: full or proxy)")
     parser.add_argument("--out", type=Path, default=Path("reports/quality"), metavar="DIR")
     args = parser.parse_args()
@@ -180,7 +185,7 @@ def main() -> int:
         )
         if learned:
             fused["baly_articles"] = 100 * documents["news_claim"]["cross_fitted_macro_f1"]
-        alone = evaluate(model, args.data, out / str(seed) / "encoder", fusion=False, reuse=args.reuse)
+        alone = {} if args.fused_only else evaluate(model, args.data, out / str(seed) / "encoder", False, args.reuse)
         results["runs"].append({"seed": seed, "train_seconds": seconds, "fused": fused, "encoder": alone})
         if args.plain:
             results["runs"][-1]["plain"] = {}
@@ -210,7 +215,7 @@ def print_table(results: dict) -> None:
         plain = [r["plain"][name] for r in runs if name in r.get("plain", {})]
         print(
             f"| {name} | {'StanceEval' if metric == 'stanceeval' else 'macro-F1'} | "
-            f"{summary([r['fused'][name] for r in runs])} | {summary([r['encoder'][name] for r in runs])} | "
+            f"{summary([r['fused'][name] for r in runs])} | {summary([r['encoder'][name] for r in runs if name in r['encoder']])} | "
             f"{results['baseline'][name]:.1f} | {summary(plain)} |"
         )
 
