@@ -37,7 +37,7 @@ SETS = {
 TRAIN_SETS = ["mawqif", "asnd", "ans", "austr", "baly"]
 # make's recipe (Makefile TRAIN_OPTIONS for PRESET=full); --proxy shortens it for screening
 RECIPE = (
-    "--tasks topic,stance,claim,news_claim,sentiment,sarcasm --epochs 2 --max-length 128 --batch-size 16 "
+    "--tasks topic,stance,claim,news_claim --epochs 2 --max-length 128 --batch-size 16 "
     "--lr 5e-5 --freeze-embeddings --freeze-layers 3"
 )
 PROXY = "--epochs 1 --max-length 96"
