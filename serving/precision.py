@@ -3,7 +3,7 @@
 Torch-free, so the command-line parsers and the service settings can offer the same list without loading torch.
   auto  the bundle's fast path: per-row int8 (serving/encoder.py) where the bundle's own validation data showed
         it costing at most MAX_INT8_COST macro-F1 points on every task (`rasid train` measures it; `rasid
-        check-int8` does for older bundles), else fp32. Per bundle, because the cost differs between bundles
+        check-int8` does for older bundles) and the CPU has fast int8 instructions, else fp32. Per bundle, because the cost differs between bundles
         (benchmarks/fast_path_accuracy.py).
   fp32  exactly the trained model (`--no-fast` and RASID_FAST=false are aliases of it).
   int8  per-row int8 whatever its measured cost.
@@ -19,9 +19,23 @@ PRECISIONS = ("auto", "fp32", "int8", "bf16")
 MAX_INT8_COST = 0.5  # macro-F1 points per task
 
 
+# torch's CPU capabilities whose int8 matrix product is fast; on AVX2 alone torch._int_mm falls back to a slow
+# loop, far slower than fp32 (docs/performance.md), so int8 is never the fast path there.
+FAST_INT8_CPUS = ("AVX512", "AMX")
+
+
+def int8_is_fast() -> bool:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability().startswith(FAST_INT8_CPUS)
+
+
 def fast_precision(manifest) -> str:
     """int8 where this bundle's own measurement (macro-F1 points per task that per-row int8 lost against fp32,
-    recorded in its manifest) showed it within MAX_INT8_COST on every task, else fp32."""
+    recorded in its manifest) showed it within MAX_INT8_COST on every task and this CPU runs int8 fast, else
+    fp32."""
+    if not int8_is_fast():
+        return "fp32"
     costs = (manifest.metrics.get("int8_cost") or {}).get("macro_f1_points") if manifest is not None else None
     if not costs or set(costs) != {t.name for t in manifest.tasks}:  # a task never measured: no evidence
         return "fp32"

@@ -11,6 +11,12 @@ from serving.predictor import Predictor
 from training.cli import main
 
 
+@pytest.fixture(autouse=True)
+def fast_int8_cpu(monkeypatch):
+    """These tests are about the bundle's record; the CPU's part is tested on its own below."""
+    monkeypatch.setattr("serving.precision.int8_is_fast", lambda: True)
+
+
 def record(bundle, costs: dict | None) -> None:
     manifest = json.loads((bundle / "rasid.json").read_text(encoding="utf-8"))
     manifest["metrics"].pop("int8_cost", None)
@@ -32,6 +38,14 @@ def test_the_fast_path_follows_the_int8_cost_recorded_in_the_bundle(bundle_copy,
     record(bundle_copy, costs)
     assert fast_precision(read_manifest(bundle_copy)) == fast
     assert Predictor.from_bundle(bundle_copy).backend == f"torch-{fast}"
+
+
+def test_a_cpu_without_fast_int8_stays_fp32_on_the_fast_path_but_int8_can_still_be_asked_for(bundle_copy, monkeypatch):
+    monkeypatch.setattr("serving.precision.int8_is_fast", lambda: False)
+    record(bundle_copy, {"topic": 0.0, "stance": 0.0, "claim": 0.0})
+    assert fast_precision(read_manifest(bundle_copy)) == "fp32"
+    assert Predictor.from_bundle(bundle_copy).backend == "torch-fp32"
+    assert Predictor.from_bundle(bundle_copy, precision="int8").backend == "torch-int8"
 
 
 def test_the_fast_path_can_be_turned_off_and_a_precision_asked_for_wins(bundle_copy):
