@@ -73,6 +73,18 @@ def test_training_records_what_int8_costs_on_the_validation_rows(trained_bundle)
     assert recorded["rows"] > 0 and recorded["data"] == ["validation split (0.25 of the data)"]
 
 
+def test_training_on_a_cpu_without_fast_int8_skips_the_measurement_and_serves_fp32(
+    tmp_path, tiny_base, sample_data, monkeypatch
+):
+    from training.train import TrainConfig, train
+
+    monkeypatch.setattr("serving.precision.int8_is_fast", lambda: False)
+    config = TrainConfig(data=[sample_data], out=tmp_path / "m", base=str(tiny_base), epochs=1, max_length=64)
+    out = train(config)
+    assert "int8_cost" not in read_manifest(out).metrics
+    assert Predictor.from_bundle(out).backend == "torch-fp32"
+
+
 def test_check_int8_measures_a_bundle_on_given_data_and_records_it(bundle_copy, sample_data, capsys):
     record(bundle_copy, None)
     assert main(["check-int8", "--model", str(bundle_copy), "--data", str(sample_data)]) == 0

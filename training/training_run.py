@@ -247,10 +247,14 @@ class TrainingRun:
         """Record what per-row int8 costs this bundle on its validation rows: it decides the fast path.
         Only serving.encoder's BERTs have per-row int8; a failure here leaves the bundle on fp32, not lost."""
         from serving.encoder import BertEncoder
+        from serving.precision import int8_is_fast
         from training.int8_cost import record_int8_cost
 
         c = self.config
         if not c.int8_check or not isinstance(encoder, BertEncoder):
+            return
+        if not int8_is_fast():  # its fast path would be fp32 anyway, and int8 would take long to measure here
+            log.info("int8 cost not measured: this CPU has no fast int8; `rasid check-int8` can on one that has")
             return
         data = [str(p) for p in c.val_data] or [f"validation split ({c.val_fraction:g} of the data)"]
         try:
