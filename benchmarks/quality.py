@@ -213,9 +213,10 @@ def print_table(results: dict) -> None:
     print("|---|---|---|---|---|---|")
     for name, (_, metric, _) in SETS.items():
         plain = [r["plain"][name] for r in runs if name in r.get("plain", {})]
+        alone = [r["encoder"][name] for r in runs if name in r["encoder"]]  # none with --fused-only
         print(
             f"| {name} | {'StanceEval' if metric == 'stanceeval' else 'macro-F1'} | "
-            f"{summary([r['fused'][name] for r in runs])} | {summary([r['encoder'][name] for r in runs if name in r['encoder']])} | "
+            f"{summary([r['fused'][name] for r in runs])} | {summary(alone)} | "
             f"{results['baseline'][name]:.1f} | {summary(plain)} |"
         )
 

@@ -41,24 +41,12 @@ CONDITIONS = ("alone", "beside busy torch", "taskset -c 0")
 
 def build_tiny_bundle(folder: Path) -> Path:
     """The test suite's tiny bundle (tests/conftest.py), trained for a few steps on its sample sentences."""
-    from tests.conftest import build_tiny_base, sample_rows, write_jsonl
-    from training.train import TrainConfig, train
+    from tests.conftest import build_tiny_base, sample_rows, tiny_config, write_jsonl
+    from training.train import train
 
     base = build_tiny_base(folder / "base")
     data = write_jsonl(folder / "samples.jsonl", sample_rows())
-    train(
-        TrainConfig(
-            data=[data],
-            out=folder / "bundle",
-            base=str(base),
-            epochs=2,
-            batch_size=8,
-            val_fraction=0.25,
-            lr=1e-3,
-            max_length=64,
-        )
-    )
-    return folder / "bundle"
+    return train(tiny_config(data, folder / "bundle", base))
 
 
 def sample_input(path: Path, rows: int, data: Path | None = None) -> Path:

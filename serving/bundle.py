@@ -212,7 +212,6 @@ def load_bundle(path: Path, inference_dtype=None):
     inference_dtype (torch.float32 or torch.bfloat16): load a BERT encoder with `serving.encoder` for
     inference only, its matrix weights in that dtype (less memory than transformers; see that module).
     None, or an encoder of another architecture: the transformers model, fp32, trainable."""
-
     from serving.encoder import EncoderConfig, load_encoder
     from serving.model import MultiTaskModel
 

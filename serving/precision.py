@@ -3,8 +3,8 @@
 Torch-free, so the command-line parsers and the service settings can offer the same list without loading torch.
   auto  the bundle's fast path: per-row int8 (serving/encoder.py) where the bundle's own validation data showed
         it costing at most MAX_INT8_COST macro-F1 points on every task (`rasid train` measures it; `rasid
-        check-int8` does for older bundles) and the CPU has fast int8 instructions, else fp32. Per bundle, because the cost differs between bundles
-        (benchmarks/fast_path_accuracy.py).
+        check-int8` does for older bundles) and the CPU has fast int8 instructions, else fp32. Per bundle,
+        because the cost differs between bundles (benchmarks/fast_path_accuracy.py).
   fp32  exactly the trained model (`--no-fast` and RASID_FAST=false are aliases of it).
   int8  per-row int8 whatever its measured cost.
   bf16  bf16 weights; fp32 on a CPU without bf16 instructions. Never the fast path: on CPUs without AMX it

@@ -72,6 +72,16 @@ def sample_rows() -> list[dict]:
     return rows
 
 
+def tiny_config(data: Path, out: Path, base: Path, **overrides):
+    """The suite's tiny training run: two short epochs on the samples, a quarter held out for validation."""
+    from training.train import TrainConfig
+
+    options = dict(
+        data=[data], out=out, base=str(base), epochs=2, batch_size=8, val_fraction=0.25, lr=1e-3, max_length=64
+    )
+    return TrainConfig(**{**options, **overrides})
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     return build_tiny_base(tmp_path_factory.mktemp("tiny-base"))
@@ -85,22 +95,11 @@ def sample_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory, tiny_base, sample_data) -> Path:
     """A bundle with topic (single), stance and claim (pair) heads, trained for a few steps on the samples."""
-    from training.train import TrainConfig, train
+    from training.train import train
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     with mock.patch("serving.precision.int8_is_fast", return_value=True):  # record the int8 cost on any CPU
-        train(
-            TrainConfig(
-                data=[sample_data],
-                out=out,
-                base=str(tiny_base),
-                epochs=2,
-                batch_size=8,
-                val_fraction=0.25,
-                lr=1e-3,
-                max_length=64,
-            )
-        )
+        train(tiny_config(sample_data, out, tiny_base))
     return out
 
 

@@ -13,17 +13,10 @@ from transformers import TrainerCallback
 
 from serving.errors import DataError, RasidError
 from serving.predictor import Predictor
-from tests.conftest import write_jsonl
+from tests.conftest import tiny_config, write_jsonl
 from training.cli import main
 from training.train import TrainConfig, train
 from training.training_run import keep_lowest_layers, load_encoder
-
-
-def tiny_config(data, out, base, **overrides) -> TrainConfig:
-    options = dict(
-        data=[data], out=out, base=str(base), epochs=2, batch_size=8, val_fraction=0.25, lr=1e-3, max_length=64
-    )
-    return TrainConfig(**{**options, **overrides})
 
 
 @pytest.mark.parametrize(
