@@ -98,6 +98,27 @@ def test_fit_fusion_writes_ngram_models_that_the_predictor_uses(bundle_copy):
     assert [a["topic"]["scores"] for a in fused] != [a["topic"]["scores"] for a in alone]
 
 
+def test_fusion_that_loses_on_one_validation_file_is_not_used_even_when_the_pooled_score_gains(bundle_copy):
+    from dataclasses import replace
+
+    from serving.bundle import read_manifest
+    from training.fusion import fit_fusion
+
+    labels = list(read_manifest(bundle_copy).task("topic").labels)
+    faithful = [replace(row, where=f"a.jsonl:{k}") for k, row in enumerate(keyword_rows(labels, 10, 100))]
+    misleading = [  # another file, where each keyword comes with the next label: the n-grams mislead there
+        replace(
+            row, labels={"topic": labels[(labels.index(row.labels["topic"]) + 1) % len(labels)]}, where=f"b.jsonl:{k}"
+        )
+        for k, row in enumerate(keyword_rows(labels, 6, 200))
+    ]
+    scores = fit_fusion(bundle_copy, keyword_rows(labels, 12, 0), faithful + misleading, tasks=["topic"])["topic"]
+    assert scores["fused_cross_fitted"] > scores["encoder"]  # pooled, fusion would pay ...
+    loser = scores["losing_files"]["b.jsonl"]  # ... but not on b.jsonl
+    assert loser["fused_cross_fitted"] < loser["encoder"] and "a.jsonl" not in scores["losing_files"]
+    assert scores["weight"] == 1.0 and read_manifest(bundle_copy).metrics["fusion"]["topic"]["weight"] == 1.0
+
+
 def keyword_articles(labels: list[str], per_label: int, start: int) -> list[Row]:
     """Three-paragraph articles about made-up claims; one paragraph's keyword gives the stance away."""
     words = {label: f"عبارة{'ابتث'[k]}خاصة" for k, label in enumerate(labels)}

@@ -5,7 +5,9 @@ Per task: the n-gram classifier is trained on the training rows (training/ngram_
 validation rows, and a temperature is fitted on them afterwards. Since both are chosen on validation, the
 score reported for the fused model is cross-fitted: the weight chosen on one half of the validation groups
 scores the other half, and the reverse. A task where the fused model does not beat the encoder alone on
-that honest score keeps the encoder alone (weight 1).
+that honest score keeps the encoder alone (weight 1), and so does a task pooled over several validation files
+(claim: ANS and AuSTR) where the fused model loses on any one of them: one weight must not trade one
+dataset's answers for another's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from training.ngram_model import fit_ngram_classifier
 log = logging.getLogger(__name__)
 
 WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))
+MIN_SOURCE_ROWS = 20  # a validation file with fewer rows of a task is too small to veto its fusion
+
+
+def source_of(row: Row) -> str:
+    """The file a row was read from ("file:line" without the line)."""
+    return row.where.rsplit(":", 1)[0]
 
 
 def _macro_f1(probabilities: np.ndarray, gold: np.ndarray, labels: list[str]) -> float:
@@ -51,6 +59,23 @@ def cross_fitted(
         weight = choose_weight(encoder[other], ngram[other], gold[other], labels)
         fused[half] = fuse(encoder[half], ngram[half], weight)
     return fused
+
+
+def losing_sources(
+    encoder: np.ndarray, fused: np.ndarray, gold: np.ndarray, labels: list[str], sources: list[str]
+) -> dict[str, dict]:
+    """The validation files (with at least MIN_SOURCE_ROWS rows) on which the fused answers score a lower
+    macro-F1 than the encoder's alone: {file: {"rows", "encoder", "fused_cross_fitted"}}."""
+    sources = np.asarray(sources)
+    losers = {}
+    for source in sorted(set(sources.tolist())):
+        rows = np.flatnonzero(sources == source)
+        if len(rows) < MIN_SOURCE_ROWS:
+            continue
+        alone, mixed = (_macro_f1(p[rows], gold[rows], labels) for p in (encoder, fused))
+        if mixed < alone:
+            losers[source] = {"rows": len(rows), "encoder": round(alone, 4), "fused_cross_fitted": round(mixed, 4)}
+    return losers
 
 
 def fit_fusion(
@@ -92,11 +117,14 @@ def fit_fusion(
         in_first[[position[id(r)] for r in first]] = True
         halves = [np.flatnonzero(in_first), np.flatnonzero(~in_first)]
         scores = {"encoder": _macro_f1(encoder, gold, labels), "ngram": _macro_f1(ngram, gold, labels)}
+        losers = {}
         if all(len(h) for h in halves):
-            scores["fused_cross_fitted"] = _macro_f1(cross_fitted(encoder, ngram, gold, labels, halves), gold, labels)
+            held_out = cross_fitted(encoder, ngram, gold, labels, halves)
+            scores["fused_cross_fitted"] = _macro_f1(held_out, gold, labels)
+            losers = losing_sources(encoder, held_out, gold, labels, [source_of(r) for r in val])
         weight = choose_weight(encoder, ngram, gold, labels)
-        if scores.get("fused_cross_fitted", -1.0) <= scores["encoder"]:
-            weight = 1.0  # fusion did not pay on held-out halves: keep the encoder alone
+        if scores.get("fused_cross_fitted", -1.0) <= scores["encoder"] or losers:
+            weight = 1.0  # fusion did not pay on held-out halves, or not on every validation file: encoder alone
         mixed = weight * np.log(np.maximum(encoder, 1e-6)) + (1 - weight) * np.log(np.maximum(ngram, 1e-6))
         temperature = fit_temperature(mixed, gold)
         report[spec.name] = {
@@ -105,14 +133,16 @@ def fit_fusion(
             "temperature": round(temperature, 4),
             "val_rows": len(val),
             "train_rows": len(train),
+            **({"losing_files": losers} if losers else {}),
         }
         log.info(
-            "fusion %s: macro-F1 encoder %.4f, n-grams %.4f, fused (cross-fitted) %s; weight %.1f",
+            "fusion %s: macro-F1 encoder %.4f, n-grams %.4f, fused (cross-fitted) %s; weight %.1f%s",
             spec.name,
             scores["encoder"],
             scores["ngram"],
             f"{scores['fused_cross_fitted']:.4f}" if "fused_cross_fitted" in scores else "n/a",
             weight,
+            f" (fused loses on {', '.join(losers)})" if losers else "",
         )
         if weight < 1.0:
             fused[spec.name] = FusedTask(classifier, weight, temperature)
