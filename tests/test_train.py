@@ -223,6 +223,20 @@ def test_kept_answers_for_other_validation_examples_are_not_used(tmp_path):
     assert best_answers(tmp_path / "elsewhere", [0, 1], [0, 0]) is None
 
 
+def test_a_run_does_not_resume_on_validation_files_whose_contents_changed(tmp_path, tiny_base, sample_data):
+    lines = sample_data.read_text(encoding="utf-8").splitlines(keepends=True)
+    train_file, val_file = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    train_file.write_text("".join(lines[: len(lines) * 3 // 4]), encoding="utf-8")
+    val_file.write_text("".join(lines[len(lines) * 3 // 4 :]), encoding="utf-8")
+    config = tiny_config(train_file, tmp_path / "m", tiny_base, val_data=[val_file], save_steps=3, fusion=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[CrashAt(5)])
+    val_file.write_text("".join(lines[len(lines) * 3 // 4 : -1]), encoding="utf-8")  # same path, a row fewer
+    config.resume = True
+    with pytest.raises(RasidError, match="the validation files changed"):
+        train(config)
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, tiny_base, sample_data):
     with pytest.raises(RasidError, match="no checkpoint in .* to continue from"):
         train(tiny_config(sample_data, tmp_path / "m", tiny_base, resume=True))

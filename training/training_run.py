@@ -269,6 +269,7 @@ class TrainingRun:
                 k: v for k, v in c.to_dict().items() if k not in {"resume", "skip_bad_rows", "int8_check", "fusion"}
             },  # none changes the weights
             "data": [d["sha256"] for d in data],
+            "val_data": [file_sha256(p) for p in c.val_data],  # the best epoch is chosen on them
         }
         run_file = c.run_dir / RUN_FILE
         if c.resume:
@@ -278,10 +279,15 @@ class TrainingRun:
             # an option added to rasid since that run was started had its default then
             defaults = TrainConfig(data=[Path("x")], out=Path("x")).to_dict()
             earlier["config"] = {k: earlier["config"].get(k, defaults.get(k)) for k in identity["config"]}
+            earlier.setdefault("val_data", identity["val_data"])  # not recorded by a rasid from before 2026-12
             if earlier != identity:
                 changed = sorted(k for k in identity["config"] if identity["config"][k] != earlier["config"].get(k))
                 what = (
-                    "the data files changed" if earlier["data"] != identity["data"] else f"options changed: {changed}"
+                    "the data files changed"
+                    if earlier["data"] != identity["data"]
+                    else "the validation files changed"
+                    if earlier["val_data"] != identity["val_data"]
+                    else f"options changed: {changed}"
                 )
                 raise RasidError(f"--resume: {what} since the interrupted run; rerun without --resume to start over.")
             log.info("resuming the run in %s", c.run_dir)
