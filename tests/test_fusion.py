@@ -1,6 +1,7 @@
 """Late fusion: the n-gram features match scikit-learn's, and a fused bundle answers with both models."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,6 +81,14 @@ def keyword_rows(labels: list[str], per_label: int, start: int) -> list[Row]:
     ]
 
 
+def misleading_rows(labels: list[str], per_label: int, start: int) -> list[Row]:
+    """keyword_rows where each keyword comes with the next label: the n-grams mislead there."""
+    return [
+        replace(row, labels={"topic": labels[(labels.index(row.labels["topic"]) + 1) % len(labels)]})
+        for row in keyword_rows(labels, per_label, start)
+    ]
+
+
 def test_fit_fusion_writes_ngram_models_that_the_predictor_uses(bundle_copy):
     from serving.bundle import read_manifest
     from serving.predictor import Predictor
@@ -99,24 +108,30 @@ def test_fit_fusion_writes_ngram_models_that_the_predictor_uses(bundle_copy):
 
 
 def test_fusion_that_loses_on_one_validation_file_is_not_used_even_when_the_pooled_score_gains(bundle_copy):
-    from dataclasses import replace
-
-    from serving.bundle import read_manifest
+    from serving.bundle import load_ngram_models, read_manifest
     from training.fusion import fit_fusion
 
     labels = list(read_manifest(bundle_copy).task("topic").labels)
     faithful = [replace(row, where=f"a.jsonl:{k}") for k, row in enumerate(keyword_rows(labels, 10, 100))]
-    misleading = [  # another file, where each keyword comes with the next label: the n-grams mislead there
-        replace(
-            row, labels={"topic": labels[(labels.index(row.labels["topic"]) + 1) % len(labels)]}, where=f"b.jsonl:{k}"
-        )
-        for k, row in enumerate(keyword_rows(labels, 6, 200))
-    ]
+    misleading = [replace(row, where=f"b.jsonl:{k}") for k, row in enumerate(misleading_rows(labels, 6, 200))]
     scores = fit_fusion(bundle_copy, keyword_rows(labels, 12, 0), faithful + misleading, tasks=["topic"])["topic"]
     assert scores["fused_cross_fitted"] > scores["encoder"]  # pooled, fusion would pay ...
     loser = scores["losing_files"]["b.jsonl"]  # ... but not on b.jsonl
     assert loser["fused_cross_fitted"] < loser["encoder"] and "a.jsonl" not in scores["losing_files"]
     assert scores["weight"] == 1.0 and read_manifest(bundle_copy).metrics["fusion"]["topic"]["weight"] == 1.0
+    assert "topic" not in load_ngram_models(bundle_copy)
+
+
+def test_refitting_a_task_that_no_longer_pays_removes_its_earlier_fusion(bundle_copy):
+    from serving.bundle import load_ngram_models, read_manifest
+    from training.fusion import fit_fusion
+
+    labels = list(read_manifest(bundle_copy).task("topic").labels)
+    fit_fusion(bundle_copy, keyword_rows(labels, 12, 0), keyword_rows(labels, 10, 100), tasks=["topic"])
+    assert "topic" in load_ngram_models(bundle_copy)
+    refit = fit_fusion(bundle_copy, keyword_rows(labels, 12, 0), misleading_rows(labels, 10, 100), tasks=["topic"])
+    assert refit["topic"]["weight"] == 1.0
+    assert "topic" not in load_ngram_models(bundle_copy)
 
 
 def keyword_articles(labels: list[str], per_label: int, start: int) -> list[Row]:

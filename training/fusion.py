@@ -146,7 +146,8 @@ def fit_fusion(
         )
         if weight < 1.0:
             fused[spec.name] = FusedTask(classifier, weight, temperature)
-    kept = {**load_ngram_models(bundle), **fused} if tasks is not None else fused
+    earlier = {} if tasks is None else {k: v for k, v in load_ngram_models(bundle).items() if k not in tasks}
+    kept = {**earlier, **fused}  # a task refitted to the encoder alone loses its earlier n-gram model
     save_ngram_models(bundle, kept)
     manifest.metrics["fusion"] = {**(manifest.metrics.get("fusion", {}) if tasks is not None else {}), **report}
     write_manifest(bundle, manifest)
