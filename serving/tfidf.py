@@ -12,28 +12,36 @@ text's vector, the target's vector, and their element-wise product (the n-grams 
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from serving.probabilities import softmax
 
 NGRAM_RANGE = (2, 5)
+WORDS_REMEMBERED = 200_000  # per vocabulary, their n-gram columns; forgotten all at once when full
 
 
 def char_ngrams(text: str, low: int = NGRAM_RANGE[0], high: int = NGRAM_RANGE[1]) -> list[str]:
     """scikit-learn's char_wb n-grams of lower-cased text: within words, each padded with one space a side."""
     grams = []
     for word in text.lower().split():
-        word = f" {word} "
-        for n in range(low, high + 1):
-            if len(word) <= n:
-                grams.append(word)  # the whole padded word counts once, however many sizes reach it, as in scikit-learn
-                break
-            grams.extend(word[i : i + n] for i in range(len(word) - n + 1))
+        grams += word_ngrams(word, low, high)
     return grams
+
+
+@lru_cache(maxsize=1 << 18)  # words recur (a long article repeats its own), and cutting one is most of the cost
+def word_ngrams(word: str, low: int = NGRAM_RANGE[0], high: int = NGRAM_RANGE[1]) -> tuple[str, ...]:
+    word = f" {word} "
+    grams = []
+    for n in range(low, high + 1):
+        if len(word) <= n:
+            grams.append(word)  # the whole padded word counts once, however many sizes reach it, as in scikit-learn
+            break
+        grams += [word[i : i + n] for i in range(len(word) - n + 1)]
+    return tuple(grams)
 
 
 @dataclass
@@ -50,6 +58,7 @@ class TfidfFeatures:
     def __init__(self, vocabulary: dict[str, int], idf: np.ndarray):
         self.vocabulary = vocabulary
         self.idf = np.asarray(idf, dtype=np.float32)
+        self._word_columns: dict[str, tuple[int, ...]] = {}
 
     @property
     def size(self) -> int:
@@ -57,10 +66,27 @@ class TfidfFeatures:
 
     def weights(self, text: str) -> dict[int, float]:
         """column -> tf-idf weight of one text, L2-normalised."""
-        counts = Counter(self.vocabulary[g] for g in char_ngrams(text) if g in self.vocabulary)
-        weights = {column: (1.0 + math.log(count)) * float(self.idf[column]) for column, count in counts.items()}
-        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-        return {column: w / norm for column, w in weights.items()}
+        columns = []
+        for word in text.lower().split():
+            columns += self._columns_of(word)
+        if not columns:
+            return {}
+        counts = Counter(columns)
+        kept = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self.idf[kept]
+        weights /= np.sqrt(np.dot(weights, weights)) or 1.0
+        return dict(zip(kept.tolist(), weights.tolist()))
+
+    def _columns_of(self, word: str) -> tuple[int, ...]:
+        """The vocabulary columns of one word's n-grams, remembered: a text is mostly words seen before."""
+        columns = self._word_columns.get(word)
+        if columns is None:
+            if len(self._word_columns) >= WORDS_REMEMBERED:
+                self._word_columns.clear()
+            vocabulary = self.vocabulary
+            columns = tuple(vocabulary[g] for g in word_ngrams(word) if g in vocabulary)
+            self._word_columns[word] = columns
+        return columns
 
     def row(self, text: str, target: str | None = None) -> SparseRow:
         """The feature row of a text, or of a (target, text) pair: [text | target | text * target]."""
