@@ -30,6 +30,11 @@ class Row:
     group: str | None = None
     extra: dict = field(default_factory=dict)
 
+    @property
+    def file(self) -> str:
+        """The file the row was read from: `where` without its line."""
+        return self.where.rsplit(":", 1)[0]
+
 
 @dataclass
 class ReadResult:

@@ -76,11 +76,11 @@ def test_training_records_what_int8_costs_on_the_validation_rows(trained_bundle)
 def test_training_on_a_cpu_without_fast_int8_skips_the_measurement_and_serves_fp32(
     tmp_path, tiny_base, sample_data, monkeypatch
 ):
-    from training.train import TrainConfig, train
+    from tests.conftest import tiny_config
+    from training.train import train
 
     monkeypatch.setattr("serving.precision.int8_is_fast", lambda: False)
-    config = TrainConfig(data=[sample_data], out=tmp_path / "m", base=str(tiny_base), epochs=1, max_length=64)
-    out = train(config)
+    out = train(tiny_config(sample_data, tmp_path / "m", tiny_base, epochs=1))
     assert "int8_cost" not in read_manifest(out).metrics
     assert Predictor.from_bundle(out).backend == "torch-fp32"
 

@@ -29,12 +29,7 @@ from training.ngram_model import fit_ngram_classifier
 log = logging.getLogger(__name__)
 
 WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))
-MIN_SOURCE_ROWS = 20  # a validation file with fewer rows of a task is too small to veto its fusion
-
-
-def source_of(row: Row) -> str:
-    """The file a row was read from ("file:line" without the line)."""
-    return row.where.rsplit(":", 1)[0]
+MIN_FILE_ROWS = 20  # a validation file with fewer rows of a task is too small to veto its fusion
 
 
 def _macro_f1(probabilities: np.ndarray, gold: np.ndarray, labels: list[str]) -> float:
@@ -61,20 +56,20 @@ def cross_fitted(
     return fused
 
 
-def losing_sources(
-    encoder: np.ndarray, fused: np.ndarray, gold: np.ndarray, labels: list[str], sources: list[str]
+def losing_files(
+    encoder: np.ndarray, fused: np.ndarray, gold: np.ndarray, labels: list[str], files: list[str]
 ) -> dict[str, dict]:
-    """The validation files (with at least MIN_SOURCE_ROWS rows) on which the fused answers score a lower
+    """The validation files (with at least MIN_FILE_ROWS rows) on which the fused answers score a lower
     macro-F1 than the encoder's alone: {file: {"rows", "encoder", "fused_cross_fitted"}}."""
-    sources = np.asarray(sources)
+    files = np.asarray(files)
     losers = {}
-    for source in sorted(set(sources.tolist())):
-        rows = np.flatnonzero(sources == source)
-        if len(rows) < MIN_SOURCE_ROWS:
+    for file in sorted(set(files.tolist())):
+        rows = np.flatnonzero(files == file)
+        if len(rows) < MIN_FILE_ROWS:
             continue
         alone, mixed = (_macro_f1(p[rows], gold[rows], labels) for p in (encoder, fused))
         if mixed < alone:
-            losers[source] = {"rows": len(rows), "encoder": round(alone, 4), "fused_cross_fitted": round(mixed, 4)}
+            losers[file] = {"rows": len(rows), "encoder": round(alone, 4), "fused_cross_fitted": round(mixed, 4)}
     return losers
 
 
@@ -121,7 +116,7 @@ def fit_fusion(
         if all(len(h) for h in halves):
             held_out = cross_fitted(encoder, ngram, gold, labels, halves)
             scores["fused_cross_fitted"] = _macro_f1(held_out, gold, labels)
-            losers = losing_sources(encoder, held_out, gold, labels, [source_of(r) for r in val])
+            losers = losing_files(encoder, held_out, gold, labels, [r.file for r in val])
         weight = choose_weight(encoder, ngram, gold, labels)
         if scores.get("fused_cross_fitted", -1.0) <= scores["encoder"] or losers:
             weight = 1.0  # fusion did not pay on held-out halves, or not on every validation file: encoder alone

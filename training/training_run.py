@@ -102,7 +102,7 @@ class TrainingRun:
         read = read_rows(c.data, skip_bad_rows=c.skip_bad_rows, tasks=c.tasks)
         rows = [row for row in read.rows if row.labels]
         tasks = tasks_in(rows, c.tasks)
-        rows_per_file = Counter(row.where.rsplit(":", 1)[0] for row in rows)
+        rows_per_file = Counter(row.file for row in rows)
         earlier = self._earlier_bundle()
         # a continued bundle is validated on all its tasks: the encoder moves under each of them
         val_tasks = [*tasks, *(t.name for t in earlier.tasks if t.name not in tasks)] if earlier else tasks
