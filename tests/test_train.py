@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,8 +16,9 @@ from serving.errors import DataError, RasidError
 from serving.predictor import Predictor
 from tests.conftest import tiny_config, write_jsonl
 from training.cli import main
+from training.layers import keep_lowest_layers
 from training.train import TrainConfig, train
-from training.training_run import keep_lowest_layers, load_encoder
+from training.training_run import load_encoder
 
 
 @pytest.mark.parametrize(
@@ -30,10 +32,13 @@ from training.training_run import keep_lowest_layers, load_encoder
         ("class_weight_power", -1, "--class-weight-power must be in [0, 1], got -1"),
         ("freeze_layers", -1, "--freeze-layers must be 0 or more, got -1"),
         ("keep_layers", -1, "--keep-layers must be 0 or more, got -1"),
+        ("layer_lr_decay", 1.5, "--layer-lr-decay must be in (0, 1], got 1.5"),
+        ("reinit_layers", -1, "--reinit-layers must be 0 or more, got -1"),
+        ("rdrop", -0.5, "--rdrop must be 0 or more, got -0.5"),
     ],
 )
 def test_bad_options_are_rejected_with_their_value(tmp_path, option, value, message):
-    with pytest.raises(RasidError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(RasidError, match=re.escape(message)):
         TrainConfig(data=[tmp_path / "d.jsonl"], out=tmp_path / "m", **{option: value})
 
 

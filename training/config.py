@@ -27,6 +27,9 @@ class TrainConfig:
     freeze_embeddings: bool = False
     keep_layers: int = 0  # 0: all; else only this many lowest layers of the base (the rest dropped: smaller, faster)
     freeze_layers: int = 0  # the embeddings and this many lowest layers stay as pretrained: no backward pass there
+    layer_lr_decay: float = 1.0  # each layer's rate is this times the one above (1: one rate everywhere)
+    reinit_layers: int = 0  # this many highest layers start from random weights instead of pretrained ones
+    rdrop: float = 0.0  # weight of R-Drop's agreement loss between two dropout passes (0: off, one pass)
     bf16: bool = False  # autocast; for CPUs with AMX and recent GPUs (without AMX fp32 trains faster)
     pooling: str = "mean"
     save_steps: int = 200  # a resume point every this many optimiser steps
@@ -58,6 +61,9 @@ class TrainConfig:
             (self.save_steps >= 1, f"--save-steps must be at least 1, got {self.save_steps}"),
             (self.keep_layers >= 0, f"--keep-layers must be 0 or more, got {self.keep_layers}"),
             (self.freeze_layers >= 0, f"--freeze-layers must be 0 or more, got {self.freeze_layers}"),
+            (0 < self.layer_lr_decay <= 1, f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}"),
+            (self.reinit_layers >= 0, f"--reinit-layers must be 0 or more, got {self.reinit_layers}"),
+            (self.rdrop >= 0, f"--rdrop must be 0 or more, got {self.rdrop}"),
             (bool(self.data), "--data needs at least one file"),
         ]
         for ok, message in checks:

@@ -20,18 +20,54 @@ ANSWERS_FILE = "answers.npz"  # beside them: that epoch's validation logits, so 
 
 
 class MultiTaskTrainer(Trainer):
-    def __init__(self, *args, class_weights: list[torch.Tensor], **kwargs):
+    def __init__(
+        self,
+        *args,
+        class_weights: list[torch.Tensor],
+        rate_scales: dict[str, float] | None = None,
+        rdrop: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
+        self.rate_scales = rate_scales  # parameter name -> factor on the peak rate (layer-wise decay)
+        self.rdrop = rdrop
+
+    def create_optimizer(self, model=None):
+        if not self.rate_scales or self.optimizer is not None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        decayed = set(self.get_decay_parameter_names(model))
+        groups: dict[tuple[float, float], list] = {}
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                key = (self.rate_scales.get(name, 1.0), self.args.weight_decay if name in decayed else 0.0)
+                groups.setdefault(key, []).append(parameter)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        # each group's "lr" is its peak; the Trainer's schedule scales every group by the same factor
+        self.optimizer = optimizer_cls(
+            [
+                {"params": params, "lr": self.args.learning_rate * scale, "weight_decay": decay}
+                for (scale, decay), params in groups.items()
+            ],
+            **optimizer_kwargs,
+        )
+        return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels, task_ids = inputs["labels"], inputs["task_ids"]
         # The v5 Trainer leaves autocast to accelerate, which does not apply it to a plain nn.Module on the
         # CPU, so --bf16 turns it on here (without AMX it trains slower than fp32: see --bf16's help).
+        features = {k: v for k, v in inputs.items() if k != "labels"}
         with torch.autocast(device_type=self.args.device.type, dtype=torch.bfloat16, enabled=self.args.bf16):
-            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+            outputs = model(**features)
+            # R-Drop (Liang et al., 2021): a second pass draws other dropout masks; the two answers must agree
+            second = model(**features)["logits"] if self.rdrop and model.training else None
         logits = outputs["logits"]
         losses = F.cross_entropy(logits, labels, reduction="none")
+        if second is not None:
+            losses = (losses + F.cross_entropy(second, labels, reduction="none")) / 2
+            losses = losses + self.rdrop * symmetric_kl(logits, second)
         weights = torch.ones_like(losses)
         for task_id, task_weights in enumerate(self.class_weights):
             rows = task_ids == task_id
@@ -44,6 +80,13 @@ class MultiTaskTrainer(Trainer):
         output = super().evaluation_loop(*args, **kwargs)
         self.last_answers = output  # KeepBestEpoch keeps the answers of the epoch it keeps
         return output
+
+
+def symmetric_kl(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Per row, the mean of KL(p||q) and KL(q||p) between two answers' label distributions. A task's absent
+    labels carry a very low logit in both, so they add nothing."""
+    log_p, log_q = F.log_softmax(first.float(), -1), F.log_softmax(second.float(), -1)
+    return ((log_p.exp() * (log_p - log_q)).sum(-1) + (log_q.exp() * (log_q - log_p)).sum(-1)) / 2
 
 
 def split_by_task(logits: np.ndarray, labels: np.ndarray, task_ids: np.ndarray, specs: list[TaskSpec]):

@@ -30,6 +30,11 @@ NUMERIC_OPTIONS = {
     "class_weight_power": "weight of rare labels in the loss: 0 none, 0.5 square root, 1 fully balanced",
     "save_steps": "a checkpoint to resume from every this many optimiser steps",
     "max_steps": "stop after this many optimiser steps (-1: the epochs decide)",
+    "layer_lr_decay": "layer-wise learning-rate decay: each encoder layer trains at this times the rate of the "
+    "one above, the heads and top layer at --lr (1: one rate everywhere)",
+    "reinit_layers": "start this many highest encoder layers from random weights instead of pretrained ones",
+    "rdrop": "R-Drop: weight of the agreement loss between two dropout passes of each batch (0: off; on, a step "
+    "costs two forward passes)",
 }
 
 

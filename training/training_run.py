@@ -19,6 +19,7 @@ from training.config import TrainConfig
 from training.continued import carry_over, check_paths, continued_specs, merged_targets
 from training.data import split_rows
 from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
+from training.layers import freeze_lowest_layers, keep_lowest_layers, layer_rate_scales, reinit_top_layers
 from training.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -41,53 +42,6 @@ def load_encoder(base: str):
     except OSError as error:
         raise RasidError(f"cannot load the base encoder '{base}': {error}".rstrip(".") + ".") from error
     return trainable_encoder(encoder) or encoder, tokenizer
-
-
-def _embeddings_and_layers(encoder, option: str) -> tuple[list, object]:
-    """The embedding modules and the layer list of a BERT-like encoder (rasid's or transformers')."""
-    from serving.encoder import BertEncoder
-
-    if isinstance(encoder, BertEncoder):
-        return [
-            encoder.word_embeddings,
-            encoder.position_embeddings,
-            encoder.token_type_embeddings,
-            encoder.embedding_norm,
-        ], encoder.layers
-    if hasattr(encoder, "embeddings") and hasattr(getattr(encoder, "encoder", None), "layer"):  # BERT-like
-        return [encoder.embeddings], encoder.encoder.layer
-    raise RasidError(f"{option} knows BERT-like encoders only; this base is {type(encoder).__name__}.")
-
-
-def keep_lowest_layers(encoder, count: int) -> None:
-    """Drop every layer above the `count` lowest, so the fine-tuned model is that much smaller and faster.
-    Dropping the top of a pretrained encoder costs less accuracy than dropping anywhere else (Sajjad et al.,
-    "On the effect of dropping layers of pre-trained transformer models", 2023); benchmarks/quality.py measures
-    it on this project's data. The saved config says the new depth, so every loader builds the smaller model."""
-    from torch import nn
-
-    _, layers = _embeddings_and_layers(encoder, "--keep-layers")
-    if count > len(layers):
-        raise RasidError(f"--keep-layers {count} is more layers than the base has ({len(layers)}).")
-    kept = nn.ModuleList(list(layers)[:count])
-    if hasattr(encoder, "layers"):  # rasid's encoder
-        encoder.layers = kept
-        encoder.config.num_hidden_layers = count
-        encoder.hf_config["num_hidden_layers"] = count
-    else:
-        encoder.encoder.layer = kept
-        encoder.config.num_hidden_layers = count
-
-
-def freeze_lowest_layers(encoder, count: int) -> None:
-    """Keep all embeddings and the `count` lowest layers as pretrained. Nothing below the first trained layer
-    then needs a gradient, so autograd skips the whole backward pass there (the saving is in time, not only
-    in optimiser state)."""
-    frozen, layers = _embeddings_and_layers(encoder, "--freeze-layers")
-    if count >= len(layers):
-        raise RasidError(f"--freeze-layers {count} would freeze every layer; the base has {len(layers)}.")
-    for module in [*frozen, *layers[:count]]:
-        module.requires_grad_(False)
 
 
 class TrainingRun:
@@ -135,6 +89,8 @@ class TrainingRun:
         # before the run folder is cleared: a request the base cannot meet must not cost earlier checkpoints
         if c.keep_layers:
             keep_lowest_layers(encoder, c.keep_layers)
+        if c.reinit_layers:
+            reinit_top_layers(encoder, c.reinit_layers, seed=c.seed)
         if c.freeze_embeddings:
             encoder.get_input_embeddings().weight.requires_grad_(False)
         if c.freeze_layers:
@@ -343,6 +299,8 @@ class TrainingRun:
             compute_metrics=metrics_function(specs),
             callbacks=[KeepBestEpoch(c.run_dir, trainer_ref), *self.callbacks],
             class_weights=class_weights(train_columns, specs, c.class_weight_power),
+            rate_scales=layer_rate_scales(model, encoder, c.layer_lr_decay) if c.layer_lr_decay < 1 else None,
+            rdrop=c.rdrop,
         )
         trainer_ref.append(trainer)
         return trainer
