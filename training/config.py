@@ -24,6 +24,7 @@ class TrainConfig:
     seed: int = 13
     val_fraction: float = 0.1
     class_weight_power: float = 0.5  # 0 none, 0.5 square root, 1 balanced: minority topics must not collapse
+    balance_by_target: bool = False  # rare labels weighted within each target of a pair task, not the whole task
     freeze_embeddings: bool = False
     keep_layers: int = 0  # 0: all; else only this many lowest layers of the base (the rest dropped: smaller, faster)
     freeze_layers: int = 0  # the embeddings and this many lowest layers stay as pretrained: no backward pass there

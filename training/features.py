@@ -117,22 +117,47 @@ class Collator:
             "token_type_ids": token_type_ids,
             "task_ids": torch.tensor([f["task_ids"] for f in features]),
             "labels": torch.tensor([f["labels"] for f in features]),
+            "weights": torch.tensor([f.get("weight", 1.0) for f in features], dtype=torch.float),
         }
 
 
-def class_weights(columns: dict[str, list], specs: list[TaskSpec], power: float) -> list[torch.Tensor]:
-    """Per task, weights (total / (K × count))^power, so rare classes are not drowned by common ones.
+MIN_TARGET_ROWS = 100  # fewer training examples of a target: its rare labels are weighted by the task's counts
 
-    power 0: no weighting; 0.5: the square root, a middle way; 1: fully balanced.
+
+def loss_weights(train: dict[str, list], specs: list[TaskSpec], power: float, by_target: bool = False):
+    """The weight of each example in the loss, so rare labels are not drowned by common ones: (n / (K × count of
+    its label))^power, counted within its task, or with `by_target` within its target (for the targets of pair
+    tasks with at least MIN_TARGET_ROWS training examples: a label can be rare for one target and common
+    overall), then scaled so that each group's mean weight is 1 (the same loss scale).
+
+    power 0: no weighting; 0.5: the square root, a middle way; 1: fully balanced. Returns a function giving the
+    weights of any columns: validation examples are weighted like training ones.
     """
-    weights = []
-    for task_id, spec in enumerate(specs):
-        counts = Counter(label for t, label in zip(columns["task_ids"], columns["labels"]) if t == task_id)
-        total = sum(counts.values())
-        raw = torch.tensor(
-            [(total / (len(spec.labels) * max(counts.get(k, 0), 1))) ** power for k in range(len(spec.labels))],
-            dtype=torch.float,
-        )
-        mean_weight = sum(raw[k] * counts.get(k, 0) for k in range(len(spec.labels))) / max(total, 1)
-        weights.append(raw / mean_weight)  # keep the average example weight at 1: same loss scale
-    return weights
+    sizes = Counter(zip(train["task_ids"], train["target"]))
+
+    def group(task_id: int, target: str | None) -> tuple:
+        own = by_target and target is not None and sizes[(task_id, target)] >= MIN_TARGET_ROWS
+        return (task_id, target if own else None)
+
+    counts = Counter()  # (group, label): the task's examples, all of them, and each large target's
+    for t, target, label in zip(*_keys(train)):
+        counts[((t, None), label)] += 1
+        if group(t, target)[1] is not None:
+            counts[(group(t, target), label)] += 1
+    totals = Counter()
+    for (g, _), count in counts.items():
+        totals[g] += count
+    raw = {(g, label): (totals[g] / (len(specs[g[0]].labels) * count)) ** power for (g, label), count in counts.items()}
+    means = Counter()
+    for (g, label), weight in raw.items():
+        means[g] += weight * counts[(g, label)] / totals[g]
+    table = {(g, label): weight / means[g] for (g, label), weight in raw.items()}
+
+    def weigh(columns: dict[str, list]) -> list[float]:
+        return [table.get((group(t, target), label), 1.0) for t, target, label in zip(*_keys(columns))]
+
+    return weigh
+
+
+def _keys(columns: dict[str, list]):
+    return columns["task_ids"], columns["target"], columns["labels"]

@@ -1,4 +1,4 @@
-"""The Hugging Face Trainer, taught three things: a per-task weighted loss, per-task metrics, best-epoch keeping."""
+"""The Hugging Face Trainer, taught three things: a weighted loss, per-task metrics, best-epoch keeping."""
 
 from __future__ import annotations
 
@@ -23,13 +23,11 @@ class MultiTaskTrainer(Trainer):
     def __init__(
         self,
         *args,
-        class_weights: list[torch.Tensor],
         rate_scales: dict[str, float] | None = None,
         rdrop: float = 0.0,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.class_weights = class_weights
         self.rate_scales = rate_scales  # parameter name -> factor on the peak rate (layer-wise decay)
         self.rdrop = rdrop
 
@@ -55,10 +53,10 @@ class MultiTaskTrainer(Trainer):
         return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        labels, task_ids = inputs["labels"], inputs["task_ids"]
+        labels, weights = inputs["labels"], inputs["weights"]  # each example's weight: training/features.py
         # The v5 Trainer leaves autocast to accelerate, which does not apply it to a plain nn.Module on the
         # CPU, so --bf16 turns it on here (without AMX it trains slower than fp32: see --bf16's help).
-        features = {k: v for k, v in inputs.items() if k != "labels"}
+        features = {k: v for k, v in inputs.items() if k not in ("labels", "weights")}
         with torch.autocast(device_type=self.args.device.type, dtype=torch.bfloat16, enabled=self.args.bf16):
             outputs = model(**features)
             # R-Drop (Liang et al., 2021): a second pass draws other dropout masks; the two answers must agree
@@ -68,11 +66,6 @@ class MultiTaskTrainer(Trainer):
         if second is not None:
             losses = (losses + F.cross_entropy(second, labels, reduction="none")) / 2
             losses = losses + self.rdrop * symmetric_kl(logits, second)
-        weights = torch.ones_like(losses)
-        for task_id, task_weights in enumerate(self.class_weights):
-            rows = task_ids == task_id
-            if rows.any():
-                weights[rows] = task_weights.to(losses.device)[labels[rows]]
         loss = (losses * weights).sum() / weights.sum()
         return (loss, outputs) if return_outputs else loss
 

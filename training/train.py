@@ -93,6 +93,12 @@ def register(subparsers) -> None:
         help="how the encoder's token vectors become one: their mean, or the first ([CLS]) token's; "
         "cls exports as a standard transformers classifier",
     )
+    p.add_argument(
+        "--balance-by-target",
+        action="store_true",
+        help="weigh rare labels within each target of a pair task (targets with at least 100 training examples), "
+        "not over the whole task: a stance can be rare toward one target and common overall",
+    )
     p.add_argument("--freeze-embeddings", action="store_true", help="do not update the word-embedding matrix")
     p.add_argument(
         "--keep-layers",

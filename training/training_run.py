@@ -18,7 +18,7 @@ from training.calibration import cross_fitted_calibration
 from training.config import TrainConfig
 from training.continued import carry_over, check_paths, continued_specs, merged_targets
 from training.data import split_rows
-from training.features import Collator, build_examples, check_known_labels, class_weights, task_specs, tokenize_examples
+from training.features import Collator, build_examples, check_known_labels, loss_weights, task_specs, tokenize_examples
 from training.layers import freeze_lowest_layers, keep_lowest_layers, layer_rate_scales, reinit_top_layers
 from training.metrics import classification_metrics
 
@@ -99,12 +99,14 @@ class TrainingRun:
         settings = NormalizationSettings()
         train_columns = build_examples(train_rows, specs, settings)
         val_columns = build_examples(val_rows, specs, settings)
+        weigh = loss_weights(train_columns, specs, c.class_weight_power, c.balance_by_target)
+        train_columns["weight"], val_columns["weight"] = weigh(train_columns), weigh(val_columns)
         train_set = tokenize_examples(train_columns, tokenizer, c.max_length)
         val_set = tokenize_examples(val_columns, tokenizer, c.max_length)
         # 5. train
         data = describe_data(c.data, rows_per_file)
         self._prepare_run_dir(data)
-        trainer = self._trainer(encoder, tokenizer, specs, train_set, val_set, train_columns)
+        trainer = self._trainer(encoder, tokenizer, specs, train_set, val_set)
         if earlier is not None:
             load_heads(trainer.model, c.init_from, earlier.tasks)
         trainer.train(resume_from_checkpoint=True if c.resume else None)
@@ -251,7 +253,7 @@ class TrainingRun:
             clear_run_dir(c.run_dir)
             write_json(run_file, identity)
 
-    def _trainer(self, encoder, tokenizer, specs, train_set, val_set, train_columns):
+    def _trainer(self, encoder, tokenizer, specs, train_set, val_set):
         import torch
         from transformers import TrainingArguments
 
@@ -298,7 +300,6 @@ class TrainingRun:
             eval_dataset=val_set,
             compute_metrics=metrics_function(specs),
             callbacks=[KeepBestEpoch(c.run_dir, trainer_ref), *self.callbacks],
-            class_weights=class_weights(train_columns, specs, c.class_weight_power),
             rate_scales=layer_rate_scales(model, encoder, c.layer_lr_decay) if c.layer_lr_decay < 1 else None,
             rdrop=c.rdrop,
         )

@@ -1,0 +1,53 @@
+"""How much each training example weighs in the loss: rare labels count more, within a task or within a target."""
+
+import pytest
+
+from serving.bundle import TaskSpec
+from training.features import MIN_TARGET_ROWS, loss_weights
+
+STANCE = TaskSpec(name="stance", labels=("Against", "Favor", "None"), input="pair")
+TOPIC = TaskSpec(name="topic", labels=("a", "b"), input="single")
+
+
+def columns(examples):
+    """(task id, target, label id) triples as build_examples' columns."""
+    task_ids, targets, labels = zip(*examples) if examples else ((), (), ())
+    return {"task_ids": list(task_ids), "target": list(targets), "labels": list(labels)}
+
+
+# target "vaccine": Against common; target "digital": Against rare (as in Mawqif); both large enough to count alone
+VACCINE = [(0, "vaccine", 0)] * 100 + [(0, "vaccine", 1)] * 100
+DIGITAL = [(0, "digital", 0)] * 20 + [(0, "digital", 1)] * 180
+
+
+def weights_by_example(weigh, examples):
+    return dict(zip(examples, weigh(columns(examples))))
+
+
+def test_rare_labels_weigh_more_and_the_mean_weight_stays_one():
+    train = columns([(1, None, 0)] * 90 + [(1, None, 1)] * 10)
+    weights = loss_weights(train, [STANCE, TOPIC], power=1.0)(train)
+    assert weights[0] == pytest.approx(100 / (2 * 90)) and weights[-1] == pytest.approx(100 / (2 * 10))
+    assert sum(weights) / len(weights) == pytest.approx(1.0)
+    assert set(loss_weights(train, [STANCE, TOPIC], power=0.0)(train)) == {1.0}
+
+
+def test_by_target_a_label_rare_toward_one_target_weighs_more_there_than_where_it_is_common():
+    train = columns(VACCINE + DIGITAL)
+    by_task = weights_by_example(loss_weights(train, [STANCE], power=1.0), VACCINE + DIGITAL)
+    assert by_task[(0, "digital", 0)] == by_task[(0, "vaccine", 0)]
+    by_target = weights_by_example(loss_weights(train, [STANCE], power=1.0, by_target=True), VACCINE + DIGITAL)
+    assert by_target[(0, "digital", 0)] == pytest.approx(200 / (3 * 20) / (2 * 200 / 3 / 200))
+    assert by_target[(0, "digital", 0)] > by_task[(0, "digital", 0)] > by_target[(0, "vaccine", 0)]
+    assert by_target[(0, "vaccine", 0)] == by_target[(0, "vaccine", 1)]  # balanced already
+
+
+def test_a_target_with_few_examples_and_an_unseen_target_are_weighted_by_the_task():
+    small = [(0, "rare claim", 0)] * 3
+    assert len(small) < MIN_TARGET_ROWS
+    train = columns(VACCINE + DIGITAL + small)
+    by_task = loss_weights(train, [STANCE], power=0.5)
+    by_target = loss_weights(train, [STANCE], power=0.5, by_target=True)
+    val = columns([(0, "unseen claim", 0), (0, "rare claim", 0)])
+    assert by_target(val) == pytest.approx(by_task(val))
+    assert by_target(val)[0] == pytest.approx(by_target(val)[1])
