@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from serving.errors import RasidError
 from serving.model import ABSENT_LABEL_LOGIT, MultiTaskModel
 from serving.predictor import Predictor
 from tests.conftest import tiny_config
@@ -17,15 +18,12 @@ from training.training_run import load_encoder
 def test_layer_wise_decay_slows_each_layer_below_the_top_and_keeps_the_heads_at_the_full_rate(tiny_base):
     encoder, _ = load_encoder(str(tiny_base))  # two layers
     model = MultiTaskModel(encoder, {"topic": 3})
-    scales = layer_rate_scales(model, encoder, 0.5)
+    scales = layer_rate_scales(encoder, 0.5)
     by_part = {}
-    for name, scale in scales.items():
-        part = "layer 1" if ".layers.1." in name else "layer 0" if ".layers.0." in name else name.split(".")[0]
-        by_part.setdefault("embeddings" if "embedding" in name else part, set()).add(scale)
-    assert by_part["layer 1"] == {1.0}
-    assert by_part["layer 0"] == {0.5}
-    assert by_part["embeddings"] == {0.25}
-    assert {scale for name, scale in scales.items() if not name.startswith("encoder.")} == {1.0}  # the heads
+    for name, parameter in model.named_parameters():
+        part = "layer 1" if ".layers.1." in name else "layer 0" if ".layers.0." in name else "other"
+        by_part.setdefault("embeddings" if "embedding" in name else part, set()).add(scales.get(id(parameter), 1.0))
+    assert by_part == {"layer 1": {1.0}, "layer 0": {0.5}, "embeddings": {0.25}, "other": {1.0}}  # other: the heads
 
 
 def test_reinitialising_the_top_layer_redraws_it_and_leaves_the_rest_pretrained(tiny_base):
@@ -38,6 +36,12 @@ def test_reinitialising_the_top_layer_redraws_it_and_leaves_the_rest_pretrained(
     again, _ = load_encoder(str(tiny_base))
     reinit_top_layers(again, 1, seed=13)
     assert all(torch.equal(tensor, weights[name]) for name, tensor in again.hf_state_dict().items())
+
+
+def test_redrawing_a_layer_that_stays_frozen_is_refused(tiny_base):
+    encoder, _ = load_encoder(str(tiny_base))
+    with pytest.raises(RasidError, match="--reinit-layers 2 with --freeze-layers 1 would leave redrawn layers frozen"):
+        reinit_top_layers(encoder, 2, seed=13, frozen=1)
 
 
 def test_symmetric_kl_is_zero_for_equal_answers_and_ignores_a_tasks_absent_labels():

@@ -23,12 +23,12 @@ class MultiTaskTrainer(Trainer):
     def __init__(
         self,
         *args,
-        rate_scales: dict[str, float] | None = None,
+        rate_scales: dict[int, float] | None = None,
         rdrop: float = 0.0,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.rate_scales = rate_scales  # parameter name -> factor on the peak rate (layer-wise decay)
+        self.rate_scales = rate_scales  # id(parameter) -> factor on the peak rate (layer-wise decay)
         self.rdrop = rdrop
 
     def create_optimizer(self, model=None):
@@ -39,7 +39,7 @@ class MultiTaskTrainer(Trainer):
         groups: dict[tuple[float, float], list] = {}
         for name, parameter in model.named_parameters():
             if parameter.requires_grad:
-                key = (self.rate_scales.get(name, 1.0), self.args.weight_decay if name in decayed else 0.0)
+                key = (self.rate_scales.get(id(parameter), 1.0), self.args.weight_decay if name in decayed else 0.0)
                 groups.setdefault(key, []).append(parameter)
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
         # each group's "lr" is its peak; the Trainer's schedule scales every group by the same factor

@@ -52,7 +52,7 @@ def freeze_lowest_layers(encoder, count: int) -> None:
         module.requires_grad_(False)
 
 
-def reinit_top_layers(encoder, count: int, seed: int, std: float = 0.02) -> None:
+def reinit_top_layers(encoder, count: int, seed: int, frozen: int = 0, std: float = 0.02) -> None:
     """Draw the `count` highest layers afresh (normal(0, std) weights, zero biases, unit norms). The top of a
     pretrained encoder is the most specific to its pretraining objective (for e5, retrieval); starting it
     anew can help a small fine-tuning set (Zhang et al., "Revisiting few-sample BERT fine-tuning", 2021)."""
@@ -63,6 +63,11 @@ def reinit_top_layers(encoder, count: int, seed: int, std: float = 0.02) -> None
     generator = torch.Generator().manual_seed(seed)
     if count > len(layers):
         raise RasidError(f"--reinit-layers {count} is more layers than the base has ({len(layers)}).")
+    if count + frozen > len(layers):  # a redrawn layer that never trains would be noise
+        raise RasidError(
+            f"--reinit-layers {count} with --freeze-layers {frozen} would leave redrawn layers frozen; "
+            f"the base has {len(layers)}."
+        )
     for layer in list(layers)[len(layers) - count :]:
         for module in layer.modules():
             if isinstance(module, nn.Linear):
@@ -73,15 +78,15 @@ def reinit_top_layers(encoder, count: int, seed: int, std: float = 0.02) -> None
                 nn.init.zeros_(module.bias)
 
 
-def layer_rate_scales(model, encoder, decay: float) -> dict[str, float]:
-    """Layer-wise learning-rate decay: the factor on the peak rate for each parameter name of `model`. The top
-    layer and everything outside the encoder (heads) train at the full rate, each layer below at `decay` times
-    the one above, the embeddings below the lowest layer (Howard and Ruder, ULMFiT, 2018; Sun et al., "How to
-    fine-tune BERT for text classification?", 2019)."""
+def layer_rate_scales(encoder, decay: float) -> dict[int, float]:
+    """Layer-wise learning-rate decay: the factor on the peak rate of each encoder parameter, by id(parameter).
+    The top layer trains at the full rate (and so does anything outside the encoder: the heads), each layer
+    below at `decay` times the one above, the embeddings below the lowest layer (Howard and Ruder, ULMFiT,
+    2018; Sun et al., "How to fine-tune BERT for text classification?", 2019)."""
     embeddings, layers = embeddings_and_layers(encoder, "--layer-lr-decay")
-    depth_of = {}  # parameter id -> how many layers below the top it sits
+    scales = {}
     for module in embeddings:
-        depth_of.update({id(p): len(layers) for p in module.parameters()})
+        scales.update({id(p): decay ** len(layers) for p in module.parameters()})
     for index, layer in enumerate(layers):
-        depth_of.update({id(p): len(layers) - 1 - index for p in layer.parameters()})
-    return {name: decay ** depth_of.get(id(p), 0) for name, p in model.named_parameters()}
+        scales.update({id(p): decay ** (len(layers) - 1 - index) for p in layer.parameters()})
+    return scales

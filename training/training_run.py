@@ -90,11 +90,12 @@ class TrainingRun:
         if c.keep_layers:
             keep_lowest_layers(encoder, c.keep_layers)
         if c.reinit_layers:
-            reinit_top_layers(encoder, c.reinit_layers, seed=c.seed)
+            reinit_top_layers(encoder, c.reinit_layers, seed=c.seed, frozen=c.freeze_layers)
         if c.freeze_embeddings:
             encoder.get_input_embeddings().weight.requires_grad_(False)
         if c.freeze_layers:
             freeze_lowest_layers(encoder, c.freeze_layers)
+        rate_scales = layer_rate_scales(encoder, c.layer_lr_decay) if c.layer_lr_decay < 1 else None
         # 4. examples
         settings = NormalizationSettings()
         train_columns = build_examples(train_rows, specs, settings)
@@ -106,7 +107,7 @@ class TrainingRun:
         # 5. train
         data = describe_data(c.data, rows_per_file)
         self._prepare_run_dir(data)
-        trainer = self._trainer(encoder, tokenizer, specs, train_set, val_set)
+        trainer = self._trainer(encoder, tokenizer, specs, train_set, val_set, rate_scales)
         if earlier is not None:
             load_heads(trainer.model, c.init_from, earlier.tasks)
         trainer.train(resume_from_checkpoint=True if c.resume else None)
@@ -253,7 +254,7 @@ class TrainingRun:
             clear_run_dir(c.run_dir)
             write_json(run_file, identity)
 
-    def _trainer(self, encoder, tokenizer, specs, train_set, val_set):
+    def _trainer(self, encoder, tokenizer, specs, train_set, val_set, rate_scales: dict[int, float] | None):
         import torch
         from transformers import TrainingArguments
 
@@ -300,7 +301,7 @@ class TrainingRun:
             eval_dataset=val_set,
             compute_metrics=metrics_function(specs),
             callbacks=[KeepBestEpoch(c.run_dir, trainer_ref), *self.callbacks],
-            rate_scales=layer_rate_scales(model, encoder, c.layer_lr_decay) if c.layer_lr_decay < 1 else None,
+            rate_scales=rate_scales,
             rdrop=c.rdrop,
         )
         trainer_ref.append(trainer)
