@@ -9,12 +9,12 @@ import sys
 from serving import __version__, export, predict, serve, threads
 from serving.errors import RasidError
 from serving.options import HelpFormatter
-from training import base, baseline, check_int8, evaluate, fuse, prepare, split, train
+from training import adapt, base, baseline, check_int8, evaluate, fuse, prepare, split, train
 
 # Every command, in the order `rasid --help` lists them. Each module's `register(subparsers)` adds its parser
 # and sets `func(args) -> int`; heavy imports (torch, transformers, scikit-learn) stay inside the command
 # functions so that `rasid --help` answers at once. A command whose module is missing fails here, loudly.
-COMMANDS = (prepare, split, base, train, fuse, predict, evaluate, baseline, export, check_int8, serve)
+COMMANDS = (prepare, split, base, adapt, train, fuse, predict, evaluate, baseline, export, check_int8, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,7 +38,8 @@ def source_path() -> Path:
     return path
 
 
-def _corpus_files(paths: list[Path]) -> list[Path]:
+def corpus_files(paths: list[Path], name: str = "the trimming corpus") -> list[Path]:
+    """The readable files of `paths` (folders searched recursively); `name` says what they are in errors."""
     from training.e5.trim import CorpusError
 
     files: list[Path] = []
@@ -48,9 +49,9 @@ def _corpus_files(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise CorpusError(f"the trimming corpus file {path} does not exist.")
+            raise CorpusError(f"{name} file {path} does not exist.")
     if not files:
-        raise CorpusError(f"the trimming corpus {[str(p) for p in paths]} holds no readable files.")
+        raise CorpusError(f"{name} {[str(p) for p in paths]} holds no readable files.")
     return files
 
 
@@ -76,7 +77,7 @@ def ensure_base(
     source = source_path()
     files = []
     if trim:
-        files = _corpus_files(trim_corpus) if trim_corpus else trimming.default_corpus(corpus_fallback, say)
+        files = corpus_files(trim_corpus) if trim_corpus else trimming.default_corpus(corpus_fallback, say)
     inputs = {
         "format": FORMAT,
         "source_sha256": file_sha256(source),
