@@ -31,6 +31,7 @@ class TrainConfig:
     layer_lr_decay: float = 1.0  # each layer's rate is this times the one above (1: one rate everywhere)
     reinit_layers: int = 0  # this many highest layers start from random weights instead of pretrained ones
     rdrop: float = 0.0  # weight of R-Drop's agreement loss between two dropout passes (0: off, one pass)
+    average_last: float = 0.0  # the weights become their mean over this last share of the steps (0: off)
     bf16: bool = False  # autocast; for CPUs with AMX and recent GPUs (without AMX fp32 trains faster)
     pooling: str = "mean"
     save_steps: int = 200  # a resume point every this many optimiser steps
@@ -65,6 +66,7 @@ class TrainConfig:
             (0 < self.layer_lr_decay <= 1, f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}"),
             (self.reinit_layers >= 0, f"--reinit-layers must be 0 or more, got {self.reinit_layers}"),
             (self.rdrop >= 0, f"--rdrop must be 0 or more, got {self.rdrop}"),
+            (0 <= self.average_last < 1, f"--average-last must be in [0, 1), got {self.average_last}"),
             (bool(self.data), "--data needs at least one file"),
         ]
         for ok, message in checks:

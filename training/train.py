@@ -35,6 +35,8 @@ NUMERIC_OPTIONS = {
     "reinit_layers": "start this many highest encoder layers from random weights instead of pretrained ones",
     "rdrop": "R-Drop: weight of the agreement loss between two dropout passes of each batch (0: off; on, a step "
     "costs two forward passes)",
+    "average_last": "the trained weights are the mean of those after each of this last share of the steps "
+    "(0: off; e.g. 0.3)",
 }
 
 

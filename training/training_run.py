@@ -259,6 +259,7 @@ class TrainingRun:
         from transformers import TrainingArguments
 
         from serving.model import MultiTaskModel
+        from training.averaging import AverageLastSteps
         from training.hf_trainer import KeepBestEpoch, MultiTaskTrainer, metrics_function
 
         c = self.config
@@ -293,6 +294,7 @@ class TrainingRun:
             ddp_find_unused_parameters=True,
         )
         trainer_ref: list = []
+        averaging = [AverageLastSteps(model, c.average_last, c.run_dir)] if c.average_last else []
         trainer = MultiTaskTrainer(
             model=model,
             args=args,
@@ -300,7 +302,7 @@ class TrainingRun:
             train_dataset=train_set,
             eval_dataset=val_set,
             compute_metrics=metrics_function(specs),
-            callbacks=[KeepBestEpoch(c.run_dir, trainer_ref), *self.callbacks],
+            callbacks=[*averaging, KeepBestEpoch(c.run_dir, trainer_ref), *self.callbacks],
             rate_scales=rate_scales,
             rdrop=c.rdrop,
         )
