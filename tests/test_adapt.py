@@ -9,8 +9,9 @@ from transformers import AutoTokenizer, TrainerCallback
 
 from serving.errors import RasidError
 from tests.conftest import sample_rows, tiny_config, write_jsonl
+from training.adapt_corpus import read_texts, windows
 from training.cli import main
-from training.masked_lm import ADAPT_FILE, AdaptConfig, adapt, read_texts, windows
+from training.masked_lm import ADAPT_FILE, AdaptConfig, adapt
 from training.train import train
 
 
@@ -78,6 +79,8 @@ def test_an_interrupted_adaptation_resumes_from_its_last_checkpoint(tmp_path, ti
     with pytest.raises(KeyboardInterrupt):
         adapt(config, callbacks=[StopAfter(3)])
     assert (tmp_path / "adapted.run" / "checkpoint-2").is_dir() and not config.out.exists()
+    with pytest.raises(RasidError, match="options changed"):
+        adapt(tiny_adapt(tmp_path, tiny_base, corpus, epochs=3, resume=True))
     resumed = tiny_adapt(tmp_path, tiny_base, corpus, epochs=2, resume=True)
     assert (adapt(resumed) / ADAPT_FILE).exists()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from serving.errors import RasidError
 
 ADAPT_FILE = "rasid_adapt.json"  # in the written base folder: what it was adapted on, and the loss before/after
+RUN_FILE = "run.json"  # in the run folder: the options and texts of the run, so --resume refuses a changed one
 HELD_OUT_SHARE = 0.05  # of the text windows, never trained on: the masked-LM loss is measured there
 
 
@@ -84,54 +85,6 @@ def masked_lm_model(encoder, layer_norm_eps: float = 1e-12):
     return TiedMaskedLM()
 
 
-def read_texts(paths: list[Path], max_texts: int, seed: int) -> list[str]:
-    """The texts of rasid data files (their `text` field) and of raw corpora (CSV/TSV cells, JSON text values,
-    lines of plain text files), folders read recursively, normalised as training normalises them."""
-    from serving.data_files import read_rows
-    from serving.normalize import normalize
-    from training.e5.base_folder import corpus_files
-    from training.e5.trim import iter_texts
-
-    texts: list[str] = []
-    for file in corpus_files(paths, name="--corpus"):
-        if _is_rasid_data(file):
-            texts.extend(row.text for row in read_rows([file]).rows)
-        else:  # every cell of a CSV comes back: ids, dates and labels are the short ones
-            texts.extend(text for text in iter_texts(file) if len(text.split()) >= 3)
-    texts = list(dict.fromkeys(normalize(t).strip() for t in texts if t.strip()))  # no text twice
-    if not texts:
-        raise RasidError(f"no text found in --corpus {' '.join(map(str, paths))}.")
-    if max_texts and len(texts) > max_texts:
-        texts = random.Random(seed).sample(texts, max_texts)
-    return texts
-
-
-def _is_rasid_data(file: Path) -> bool:
-    """A rasid JSONL file: its first record has a `text` field (raw JSON corpora are read by iter_texts)."""
-    if file.suffix.lower() != ".jsonl":
-        return False
-    with open(file, encoding="utf-8") as handle:
-        first = next((line for line in handle if line.strip()), "")
-    try:
-        return isinstance(json.loads(first), dict) and "text" in json.loads(first)
-    except json.JSONDecodeError:
-        return False
-
-
-def windows(texts: list[str], tokenizer, max_length: int) -> list[list[int]]:
-    """Token ids in windows of at most max_length (special tokens included): a long article becomes several."""
-    body = max_length - 2
-    first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
-    last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-    out = []
-    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
-        for start in range(0, max(len(ids), 1), body):
-            piece = ids[start : start + body]
-            if len(piece) >= 4:
-                out.append([first, *piece, last])
-    return out
-
-
 def adapt(config: AdaptConfig, callbacks: list | None = None) -> Path:
     """Run masked-LM adaptation; write the adapted base folder and return its path. `callbacks`: extra HF
     TrainerCallbacks."""
@@ -141,12 +94,18 @@ def adapt(config: AdaptConfig, callbacks: list | None = None) -> Path:
     from datasets import Dataset
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
+    from training.adapt_corpus import read_texts, windows
     from training.layers import embeddings_and_layers, freeze_lowest_layers
     from training.training_run import _quiet_libraries, load_encoder
 
     c = config
     _quiet_libraries()
-    base = c.base or str(_default_base())
+    if c.base is None:
+        from training.e5.base_folder import ensure_base
+
+        base = str(ensure_base(corpus_fallback=c.corpus))
+    else:
+        base = c.base
     encoder, tokenizer = load_encoder(base)
     if tokenizer.mask_token_id is None:
         raise RasidError(f"the base '{base}' has no mask token, so it cannot be trained as a masked LM.")
@@ -186,8 +145,7 @@ def adapt(config: AdaptConfig, callbacks: list | None = None) -> Path:
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
-    if not c.resume:  # a fresh start: a checkpoint of another run must not be resumed later
-        shutil.rmtree(c.run_dir, ignore_errors=True)
+    _prepare_run_dir(c, texts)
     trainer = Trainer(
         model=model,
         args=args,
@@ -229,10 +187,25 @@ def held_out_loss(model, batches: list[dict]) -> float | None:
     return total / count if count else None
 
 
-def _default_base() -> Path:
-    from training.e5.base_folder import DEFAULT_BASE_DIR, ensure_base
+def _prepare_run_dir(c: AdaptConfig, texts: list[str]) -> None:
+    """A fresh start clears the run folder and records what the run reads; --resume refuses a changed run."""
+    import hashlib
+    import shutil
 
-    return ensure_base(DEFAULT_BASE_DIR)
+    options = {k: v for k, v in asdict(c).items() if k not in {"resume", "out", "save_steps"}}
+    identity = {
+        "options": json.loads(json.dumps(options, default=str)),
+        "texts_sha256": hashlib.sha256("\0".join(texts).encode()).hexdigest(),
+    }
+    run_file = c.run_dir / RUN_FILE
+    if not c.resume:
+        shutil.rmtree(c.run_dir, ignore_errors=True)
+        c.run_dir.mkdir(parents=True)
+        run_file.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+    elif run_file.is_file() and json.loads(run_file.read_text(encoding="utf-8")) != identity:
+        raise RasidError(
+            "--resume: the corpus or the options changed since the interrupted run; rerun without --resume."
+        )
 
 
 def _last_checkpoint(run_dir: Path) -> Path | None:
