@@ -38,9 +38,10 @@ def _is_rasid_data(file: Path) -> bool:
     with open(file, encoding="utf-8") as handle:
         first = next((line for line in handle if line.strip()), "")
     try:
-        return isinstance(json.loads(first), dict) and "text" in json.loads(first)
+        record = json.loads(first)
     except json.JSONDecodeError:
         return False
+    return isinstance(record, dict) and "text" in record
 
 
 def windows(texts: list[str], tokenizer, max_length: int) -> list[list[int]]:
@@ -52,6 +53,6 @@ def windows(texts: list[str], tokenizer, max_length: int) -> list[list[int]]:
     for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         for start in range(0, max(len(ids), 1), body):
             piece = ids[start : start + body]
-            if len(piece) >= 4:
+            if len(piece) >= 4:  # a shorter tail (of a long text) would rarely have one token masked
                 out.append([first, *piece, last])
     return out
