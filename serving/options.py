@@ -56,3 +56,17 @@ def add_skip_bad_rows(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="warn about bad rows (named by file:line) and go on without them, instead of stopping",
     )
+
+
+def add_numeric_options(parser: argparse.ArgumentParser, defaults, helps: dict[str, str]) -> None:
+    """One --name-with-dashes option per field of the `defaults` dataclass named in `helps`, typed and defaulted
+    by that field's value, so a command's options and its config cannot disagree."""
+    for name, text in helps.items():
+        value = getattr(defaults, name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(value),
+            default=value,
+            metavar="N" if isinstance(value, int) else "X",
+            help=text,
+        )

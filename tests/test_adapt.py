@@ -89,6 +89,9 @@ def test_bad_requests_are_refused_with_a_sentence(tmp_path, tiny_base, corpus, c
     with pytest.raises(RasidError, match="does not exist"):
         read_texts([tmp_path / "missing.jsonl"], max_texts=0, seed=13)
     (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(RasidError, match="cannot read the --corpus file .*broken.json"):
+        read_texts([tmp_path / "broken.json"], max_texts=0, seed=13)
     with pytest.raises(RasidError, match="no text found"):
         read_texts([tmp_path / "empty.txt"], max_texts=0, seed=13)
     with pytest.raises(RasidError, match="no checkpoint"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serving.options import add_command
+from serving.options import add_command, add_numeric_options
 from training.masked_lm import AdaptConfig
 
 OPTIONS = {  # what each option of AdaptConfig does; its default is AdaptConfig's
@@ -51,16 +51,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the adapted base folder to write")
     p.add_argument("--base", metavar="DIR", help="HF encoder id or folder (default: the offline e5 base)")
-    defaults = AdaptConfig(corpus=[Path("x")], out=Path("x"))
-    for name, text in OPTIONS.items():
-        value = getattr(defaults, name)
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=type(value),
-            default=value,
-            metavar="N" if isinstance(value, int) else "X",
-            help=text,
-        )
+    add_numeric_options(p, AdaptConfig(corpus=[Path("x")], out=Path("x")), OPTIONS)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of an interrupted run")
     p.set_defaults(func=run)
 

@@ -15,14 +15,17 @@ def read_texts(paths: list[Path], max_texts: int, seed: int) -> list[str]:
     from serving.data_files import read_rows
     from serving.normalize import normalize
     from training.e5.base_folder import corpus_files
-    from training.e5.trim import iter_texts
+    from training.e5.trim import CorpusError, iter_texts
 
     texts: list[str] = []
     for file in corpus_files(paths, name="--corpus"):
         if _is_rasid_data(file):
             texts.extend(row.text for row in read_rows([file]).rows)
         else:  # every cell of a CSV comes back: ids, dates and labels are the short ones
-            texts.extend(text for text in iter_texts(file) if len(text.split()) >= 3)
+            try:
+                texts.extend(text for text in iter_texts(file) if len(text.split()) >= 3)
+            except CorpusError as error:  # it speaks of the trimming corpus, its first reader
+                raise RasidError(f"cannot read the --corpus file {file}: {error.__cause__}.") from None
     texts = list(dict.fromkeys(normalize(t).strip() for t in texts if t.strip()))  # no text twice
     if not texts:
         raise RasidError(f"no text found in --corpus {' '.join(map(str, paths))}.")

@@ -166,3 +166,33 @@ def best_answers(run_dir: Path, labels, task_ids) -> tuple[np.ndarray, ...] | No
     if sorted(zip(answers[2].tolist(), answers[1].tolist())) != sorted(zip(task_ids, labels)):
         return None  # the validation data changed since (a resumed run given other --val-data)
     return answers
+
+
+def training_arguments(run_dir: Path, epochs: float, batch_size: int, lr: float, save_steps: int, seed: int, **extra):
+    """The HF TrainingArguments every rasid run shares (linear schedule with a 6% warm-up, one resumable
+    checkpoint every save_steps, length-grouped batches, no reporting services); `extra` adds or overrides."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        **{
+            "output_dir": str(run_dir),
+            "num_train_epochs": epochs,
+            "per_device_train_batch_size": batch_size,
+            "learning_rate": lr,
+            "weight_decay": 0.01,
+            "warmup_steps": 0.06,
+            "lr_scheduler_type": "linear",
+            "save_strategy": "steps",
+            "save_steps": save_steps,
+            "save_total_limit": 1,
+            "logging_steps": 50,
+            "report_to": "none",
+            "seed": seed,
+            "use_cpu": not torch.cuda.is_available(),
+            "train_sampling_strategy": "group_by_length",
+            "remove_unused_columns": False,
+            "dataloader_num_workers": 0,
+            **extra,
+        }
+    )

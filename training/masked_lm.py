@@ -92,14 +92,15 @@ def adapt(config: AdaptConfig, callbacks: list | None = None) -> Path:
 
     import torch
     from datasets import Dataset
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    from transformers import DataCollatorForLanguageModeling, Trainer
 
     from training.adapt_corpus import read_texts, windows
+    from training.hf_trainer import training_arguments
     from training.layers import embeddings_and_layers, freeze_lowest_layers
-    from training.training_run import _quiet_libraries, load_encoder
+    from training.training_run import load_encoder, quiet_libraries
 
     c = config
-    _quiet_libraries()
+    quiet_libraries()
     if c.base is None:
         from training.e5.base_folder import ensure_base
 
@@ -126,25 +127,7 @@ def adapt(config: AdaptConfig, callbacks: list | None = None) -> Path:
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     body = [p for p in encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW([{"params": body, "lr": c.lr}, {"params": head, "lr": c.head_lr}], weight_decay=0.01)
-    args = TrainingArguments(
-        output_dir=str(c.run_dir),
-        num_train_epochs=c.epochs,
-        per_device_train_batch_size=c.batch_size,
-        learning_rate=c.lr,
-        warmup_steps=0.06,
-        lr_scheduler_type="linear",
-        eval_strategy="no",
-        save_strategy="steps",
-        save_steps=c.save_steps,
-        save_total_limit=1,
-        logging_steps=50,
-        report_to="none",
-        seed=c.seed,
-        use_cpu=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length",
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-    )
+    args = training_arguments(c.run_dir, c.epochs, c.batch_size, c.lr, c.save_steps, c.seed, eval_strategy="no")
     _prepare_run_dir(c, texts)
     trainer = Trainer(
         model=model,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serving.options import add_command, add_skip_bad_rows
+from serving.options import add_command, add_numeric_options, add_skip_bad_rows
 from training.config import TrainConfig
 
 # What each numeric option of TrainConfig does; its default is TrainConfig's.
@@ -78,16 +78,7 @@ def register(subparsers) -> None:
         metavar="FILE",
         help="validation files (default: carve a split from --data, see --val-fraction)",
     )
-    defaults = TrainConfig(data=[Path("x")], out=Path("x"))
-    for name, text in NUMERIC_OPTIONS.items():
-        value = getattr(defaults, name)
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=type(value),
-            default=value,
-            metavar="N" if isinstance(value, int) else "X",
-            help=text,
-        )
+    add_numeric_options(p, TrainConfig(data=[Path("x")], out=Path("x")), NUMERIC_OPTIONS)
     p.add_argument(
         "--pooling",
         choices=["mean", "cls"],

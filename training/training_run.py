@@ -51,7 +51,7 @@ class TrainingRun:
 
     def execute(self) -> Path:
         c = self.config
-        _quiet_libraries()
+        quiet_libraries()
         # 1. data and tasks
         read = read_rows(c.data, skip_bad_rows=c.skip_bad_rows, tasks=c.tasks)
         rows = [row for row in read.rows if row.labels]
@@ -256,40 +256,28 @@ class TrainingRun:
 
     def _trainer(self, encoder, tokenizer, specs, train_set, val_set, rate_scales: dict[int, float] | None):
         import torch
-        from transformers import TrainingArguments
 
         from serving.model import MultiTaskModel
         from training.averaging import AverageLastSteps
-        from training.hf_trainer import KeepBestEpoch, MultiTaskTrainer, metrics_function
+        from training.hf_trainer import KeepBestEpoch, MultiTaskTrainer, metrics_function, training_arguments
 
         c = self.config
         torch.manual_seed(c.seed)  # the heads' initial weights
         model = MultiTaskModel(encoder, {s.name: len(s.labels) for s in specs}, pooling=c.pooling)
         on_cpu = not torch.cuda.is_available()
         distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # started by torchrun / accelerate launch
-        args = TrainingArguments(
-            output_dir=str(c.run_dir),
-            num_train_epochs=c.epochs,
+        args = training_arguments(
+            c.run_dir,
+            c.epochs,
+            c.batch_size,
+            c.lr,
+            c.save_steps,
+            c.seed,
             max_steps=c.max_steps,
-            per_device_train_batch_size=c.batch_size,
             per_device_eval_batch_size=64,
-            learning_rate=c.lr,
-            weight_decay=0.01,
-            warmup_steps=0.06,
-            lr_scheduler_type="linear",
             eval_strategy="epoch",
-            save_strategy="steps",
-            save_steps=c.save_steps,
-            save_total_limit=1,
-            logging_steps=50,
-            report_to="none",
-            seed=c.seed,
-            use_cpu=on_cpu,
             bf16=c.bf16,
-            train_sampling_strategy="group_by_length",
             label_names=["labels", "task_ids"],
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
             ddp_backend="gloo" if on_cpu and distributed else None,
             ddp_find_unused_parameters=True,
         )
@@ -310,7 +298,7 @@ class TrainingRun:
         return trainer
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Keep the Trainer's progress bar (it shows the ETA) but drop the per-file loading and mapping bars."""
     import datasets
     import transformers
