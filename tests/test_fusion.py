@@ -134,6 +134,45 @@ def test_refitting_a_task_that_no_longer_pays_removes_its_earlier_fusion(bundle_
     assert "topic" not in load_ngram_models(bundle_copy)
 
 
+def test_fusion_that_gains_macro_f1_but_lowers_stanceeval_is_not_used_for_target_stance():
+    from training.fusion import decide_weight
+
+    labels = ["Against", "Favor", "None"]
+
+    def answers(ids: list[int], confidence: float) -> np.ndarray:
+        probabilities = np.full((len(ids), 3), (1 - confidence) / 2)
+        probabilities[np.arange(len(ids)), ids] = confidence
+        return probabilities
+
+    # per half: the encoder gets every Favor and Against row right and calls None "Favor"; the n-grams find
+    # the None rows but call one Against and one Favor row "None" too: better macro-F1, worse StanceEval
+    gold = np.array([0, 0, 0, 1, 1, 1, 2, 2] * 2)
+    encoder, ngram = answers([0, 0, 0, 1, 1, 1, 1, 1] * 2, 0.6), answers([0, 0, 2, 1, 1, 2, 2, 2] * 2, 0.9)
+    halves, files = [np.arange(8), np.arange(8, 16)], ["a.jsonl"] * 16
+
+    weight, scores, _ = decide_weight(encoder, ngram, gold, labels, halves, files)
+    assert scores["fused_cross_fitted"] > scores["encoder"] and weight < 1.0  # judged by macro-F1: fused
+
+    weight, scores, _ = decide_weight(encoder, ngram, gold, labels, halves, files, targets=["t"] * 16)
+    assert scores["stanceeval_fused_cross_fitted"] < scores["stanceeval_encoder"]
+    assert weight == 1.0  # judged by StanceEval too: the encoder alone
+
+
+def test_fit_fusion_reports_stanceeval_for_a_target_stance_task(bundle_copy):
+    from serving.bundle import read_manifest
+    from training.fusion import fit_fusion
+
+    def stance_rows(start: int) -> list[Row]:
+        return [
+            replace(row, target="التحول الرقمي", labels={"stance": row.labels["topic"]})
+            for row in keyword_rows(["Against", "Favor", "None"], 8, start)
+        ]
+
+    report = fit_fusion(bundle_copy, stance_rows(0), stance_rows(100), tasks=["stance"])["stance"]
+    assert {"stanceeval_encoder", "stanceeval_fused_cross_fitted"} <= set(report)
+    assert read_manifest(bundle_copy).metrics["fusion"]["stance"] == report
+
+
 def keyword_articles(labels: list[str], per_label: int, start: int) -> list[Row]:
     """Three-paragraph articles about made-up claims; one paragraph's keyword gives the stance away."""
     words = {label: f"عبارة{'ابتث'[k]}خاصة" for k, label in enumerate(labels)}

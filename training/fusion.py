@@ -7,7 +7,8 @@ score reported for the fused model is cross-fitted: the weight chosen on one hal
 scores the other half, and the reverse. A task where the fused model does not beat the encoder alone on
 that honest score keeps the encoder alone (weight 1), and so does a task pooled over several validation files
 (claim: ANS and AuSTR) where the fused model loses on any one of them: one weight must not trade one
-dataset's answers for another's.
+dataset's answers for another's. A target-stance task is reported by its StanceEval score, which ignores
+the None class that macro-F1 counts: fusion that lowers the cross-fitted StanceEval is not used either.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from serving.fusion import FusedTask, fuse
 from serving.normalize import normalize
 from training.calibration import fit_temperature
 from training.data import split_rows
-from training.metrics import classification_metrics
+from training.metrics import classification_metrics, is_target_stance, stanceeval_score
 from training.ngram_model import fit_ngram_classifier
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,38 @@ def losing_files(
     return losers
 
 
+def _stanceeval(probabilities: np.ndarray, gold: np.ndarray, labels: list[str], targets: list[str]) -> float:
+    predicted = [labels[k] for k in probabilities.argmax(1)]
+    return stanceeval_score([labels[g] for g in gold], predicted, targets)["score"]
+
+
+def decide_weight(
+    encoder: np.ndarray,
+    ngram: np.ndarray,
+    gold: np.ndarray,
+    labels: list[str],
+    halves: list[np.ndarray],
+    files: list[str],
+    targets: list[str] | None = None,
+) -> tuple[float, dict, dict]:
+    """(weight, scores, losing files) for one task's validation answers; weight 1 keeps the encoder alone.
+
+    `targets` (given for a target-stance task) adds the StanceEval scores, and the rule that fusion must not
+    lower the cross-fitted one."""
+    scores = {"encoder": _macro_f1(encoder, gold, labels), "ngram": _macro_f1(ngram, gold, labels)}
+    if not all(len(h) for h in halves):
+        return 1.0, scores, {}  # no honest score for the fused model: the encoder alone
+    held_out = cross_fitted(encoder, ngram, gold, labels, halves)
+    scores["fused_cross_fitted"] = _macro_f1(held_out, gold, labels)
+    losers = losing_files(encoder, held_out, gold, labels, files)
+    pays = scores["fused_cross_fitted"] > scores["encoder"] and not losers
+    if targets is not None:
+        scores["stanceeval_encoder"] = _stanceeval(encoder, gold, labels, targets)
+        scores["stanceeval_fused_cross_fitted"] = _stanceeval(held_out, gold, labels, targets)
+        pays = pays and scores["stanceeval_fused_cross_fitted"] >= scores["stanceeval_encoder"]
+    return (choose_weight(encoder, ngram, gold, labels) if pays else 1.0), scores, losers
+
+
 def fit_fusion(
     bundle: Path, train_rows: list[Row], val_rows: list[Row], seed: int = 13, tasks: list[str] | None = None
 ) -> dict:
@@ -111,15 +144,8 @@ def fit_fusion(
         in_first = np.zeros(len(val), dtype=bool)
         in_first[[position[id(r)] for r in first]] = True
         halves = [np.flatnonzero(in_first), np.flatnonzero(~in_first)]
-        scores = {"encoder": _macro_f1(encoder, gold, labels), "ngram": _macro_f1(ngram, gold, labels)}
-        losers = {}
-        if all(len(h) for h in halves):
-            held_out = cross_fitted(encoder, ngram, gold, labels, halves)
-            scores["fused_cross_fitted"] = _macro_f1(held_out, gold, labels)
-            losers = losing_files(encoder, held_out, gold, labels, [r.file for r in val])
-        weight = choose_weight(encoder, ngram, gold, labels)
-        if scores.get("fused_cross_fitted", -1.0) <= scores["encoder"] or losers:
-            weight = 1.0  # fusion did not pay on held-out halves, or not on every validation file: encoder alone
+        targets = [r.target for r in val] if pair and is_target_stance(spec.name, labels) else None
+        weight, scores, losers = decide_weight(encoder, ngram, gold, labels, halves, [r.file for r in val], targets)
         mixed = weight * np.log(np.maximum(encoder, 1e-6)) + (1 - weight) * np.log(np.maximum(ngram, 1e-6))
         temperature = fit_temperature(mixed, gold)
         report[spec.name] = {
@@ -131,11 +157,17 @@ def fit_fusion(
             **({"losing_files": losers} if losers else {}),
         }
         log.info(
-            "fusion %s: macro-F1 encoder %.4f, n-grams %.4f, fused (cross-fitted) %s; weight %.1f%s",
+            "fusion %s: macro-F1 encoder %.4f, n-grams %.4f, fused (cross-fitted) %s%s; weight %.1f%s",
             spec.name,
             scores["encoder"],
             scores["ngram"],
             f"{scores['fused_cross_fitted']:.4f}" if "fused_cross_fitted" in scores else "n/a",
+            (
+                f"; StanceEval encoder {scores['stanceeval_encoder']:.4f}, fused (cross-fitted) "
+                f"{scores['stanceeval_fused_cross_fitted']:.4f}"
+                if "stanceeval_encoder" in scores
+                else ""
+            ),
             weight,
             f" (fused loses on {', '.join(losers)})" if losers else "",
         )

@@ -38,6 +38,11 @@ def classification_metrics(gold: list[str], predicted: list[str], labels: list[s
 STANCEEVAL_CLASSES = ("favor", "against")  # the two classes StanceEval 2024 scores; "None" only counts as an error
 
 
+def is_target_stance(task: str, labels) -> bool:
+    """Target stance is scored with StanceEval too: the task `stance`, or any task labelled Favor/Against."""
+    return task == "stance" or {"favor", "against"} <= {label.lower() for label in labels}
+
+
 def stanceeval_score(gold: list[str], predicted: list[str], targets: list[str]) -> dict:
     """StanceEval 2024 (Mawqif shared task): per target, the mean of F1(Favor) and F1(Against) over that
     target's rows; the score is the mean over targets. Labels match case-insensitively."""

@@ -15,16 +15,11 @@ import numpy as np
 from serving.abstention import UNCERTAIN, abstain
 from serving.files import write_text
 from training.calibration import expected_calibration_error
-from training.metrics import classification_metrics, confusion, stanceeval_score
+from training.metrics import classification_metrics, confusion, is_target_stance, stanceeval_score
 
 NO_VERDICT = "(no verdict)"  # the prediction recorded for a document with no usable paragraph
 # Thresholds of the risk-coverage table: from where a 3-label task starts to drop answers to where few are left
 RISK_COVERAGE_THRESHOLDS = tuple(round(0.30 + 0.05 * k, 2) for k in range(14))  # 0.30, 0.35, ..., 0.95
-
-
-def is_target_stance(task: str, labels) -> bool:
-    """Target stance is scored with StanceEval too: the task `stance`, or any task labelled Favor/Against."""
-    return task == "stance" or {"favor", "against"} <= {label.lower() for label in labels}
 
 
 def score_task(
