@@ -51,3 +51,26 @@ def test_a_target_with_few_examples_and_an_unseen_target_are_weighted_by_the_tas
     val = columns([(0, "unseen claim", 0), (0, "rare claim", 0)])
     assert by_target(val) == pytest.approx(by_task(val))
     assert by_target(val)[0] == pytest.approx(by_target(val)[1])
+
+
+def test_a_task_can_have_its_own_power_while_the_others_keep_the_common_one():
+    skewed_stance, skewed_topic = (
+        [(0, "vaccine", 1)] * 90 + [(0, "vaccine", 2)] * 10,
+        [(1, None, 0)] * 90 + [(1, None, 1)] * 10,
+    )
+    train = columns(skewed_stance + skewed_topic)
+    weights = weights_by_example(
+        loss_weights(train, [STANCE, TOPIC], power=1.0, task_powers={"stance": 0.0}), skewed_stance + skewed_topic
+    )
+    assert weights[(0, "vaccine", 1)] == weights[(0, "vaccine", 2)] == pytest.approx(1.0)  # stance: unweighted
+    assert weights[(1, None, 1)] == pytest.approx(100 / (2 * 10))  # topic: fully balanced, as --class-weight-power
+
+
+def test_task_class_weight_power_is_read_as_task_equals_power_pairs():
+    from serving.errors import RasidError
+    from training.train import task_powers
+
+    assert task_powers("stance=0, topic=1") == {"stance": 0.0, "topic": 1.0} and task_powers("") == {}
+    for bad in ("stance", "stance=high", "=0"):
+        with pytest.raises(RasidError, match="TASK=POWER|names no task"):
+            task_powers(bad)

@@ -35,6 +35,11 @@ from training.training_run import load_encoder
         ("layer_lr_decay", 1.5, "--layer-lr-decay must be in (0, 1], got 1.5"),
         ("reinit_layers", -1, "--reinit-layers must be 0 or more, got -1"),
         ("rdrop", -0.5, "--rdrop must be 0 or more, got -0.5"),
+        (
+            "task_class_weight_power",
+            {"stance": 2.0},
+            "--task-class-weight-power stance=2.0: the power must be in [0, 1]",
+        ),
     ],
 )
 def test_bad_options_are_rejected_with_their_value(tmp_path, option, value, message):
@@ -59,6 +64,12 @@ def test_validation_labels_never_seen_in_training_are_named(tmp_path, tiny_base,
 def test_tasks_without_labels_in_the_data_are_refused(tmp_path, tiny_base, sample_data):
     with pytest.raises(DataError, match=r"task\(s\) \['sentiment'\] have no labels"):
         train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic", "sentiment"]))
+
+
+def test_a_task_power_for_a_task_the_run_does_not_train_is_refused(tmp_path, tiny_base, sample_data):
+    config = tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], task_class_weight_power={"stnce": 0})
+    with pytest.raises(RasidError, match="does not train: stnce"):
+        train(config)
 
 
 def test_only_the_chosen_tasks_get_heads(tmp_path, tiny_base, sample_data):

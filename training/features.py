@@ -124,9 +124,15 @@ class Collator:
 MIN_TARGET_ROWS = 100  # fewer training examples of a target: its rare labels are weighted by the task's counts
 
 
-def loss_weights(train: dict[str, list], specs: list[TaskSpec], power: float, by_target: bool = False):
+def loss_weights(
+    train: dict[str, list],
+    specs: list[TaskSpec],
+    power: float,
+    by_target: bool = False,
+    task_powers: dict[str, float] | None = None,
+):
     """The weight of each example in the loss, so rare labels are not drowned by common ones: (n / (K × count of
-    its label))^power, counted within its task, or with `by_target` within its target (for the targets of pair
+    its label))^power (`task_powers` gives a task its own power), counted within its task, or with `by_target` within its target (for the targets of pair
     tasks with at least MIN_TARGET_ROWS training examples: a label can be rare for one target and common
     overall), then scaled so that each group's mean weight is 1 (the same loss scale).
 
@@ -147,7 +153,11 @@ def loss_weights(train: dict[str, list], specs: list[TaskSpec], power: float, by
     totals = Counter()
     for (g, _), count in counts.items():
         totals[g] += count
-    raw = {(g, label): (totals[g] / (len(specs[g[0]].labels) * count)) ** power for (g, label), count in counts.items()}
+    powers = [(task_powers or {}).get(spec.name, power) for spec in specs]
+    raw = {
+        (g, label): (totals[g] / (len(specs[g[0]].labels) * count)) ** powers[g[0]]
+        for (g, label), count in counts.items()
+    }
     means = Counter()
     for (g, label), weight in raw.items():
         means[g] += weight * counts[(g, label)] / totals[g]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from serving.errors import RasidError
 from serving.options import add_command, add_numeric_options, add_skip_bad_rows
 from training.config import TrainConfig
 
@@ -87,6 +88,13 @@ def register(subparsers) -> None:
         "cls exports as a standard transformers classifier",
     )
     p.add_argument(
+        "--task-class-weight-power",
+        default="",
+        metavar="TASK=P,...",
+        help="a task's own --class-weight-power, e.g. stance=0: StanceEval scores only Favor and Against, so "
+        "weighting the rare None class up costs target stance (default: none)",
+    )
+    p.add_argument(
         "--balance-by-target",
         action="store_true",
         help="weigh rare labels within each target of a pair task (targets with at least 100 training examples), "
@@ -138,8 +146,23 @@ def run(args) -> int:
     values = {k: v for k, v in vars(args).items() if k in names}
     values["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     values["pair_tasks"] = [t.strip() for t in args.pair_tasks.split(",") if t.strip()]
+    values["task_class_weight_power"] = task_powers(args.task_class_weight_power)
     train(TrainConfig(**values))
     return 0
+
+
+def task_powers(option: str) -> dict[str, float]:
+    """'stance=0,topic=1' -> {"stance": 0.0, "topic": 1.0}; a malformed pair is a clear error."""
+    powers = {}
+    for pair in (p.strip() for p in option.split(",") if p.strip()):
+        task, _, value = pair.partition("=")
+        try:
+            powers[task.strip()] = float(value)
+        except ValueError:
+            raise RasidError(f"--task-class-weight-power: '{pair}' is not TASK=POWER (e.g. stance=0).") from None
+        if not task.strip():
+            raise RasidError(f"--task-class-weight-power: '{pair}' names no task (e.g. stance=0).")
+    return powers
 
 
 def train(config: TrainConfig, callbacks: list | None = None) -> Path:

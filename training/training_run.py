@@ -100,7 +100,10 @@ class TrainingRun:
         settings = NormalizationSettings()
         train_columns = build_examples(train_rows, specs, settings)
         val_columns = build_examples(val_rows, specs, settings)
-        weigh = loss_weights(train_columns, specs, c.class_weight_power, c.balance_by_target)
+        unknown = sorted(set(c.task_class_weight_power) - {spec.name for spec in specs})
+        if unknown:
+            raise RasidError(f"--task-class-weight-power names tasks this run does not train: {', '.join(unknown)}.")
+        weigh = loss_weights(train_columns, specs, c.class_weight_power, c.balance_by_target, c.task_class_weight_power)
         train_columns["weight"], val_columns["weight"] = weigh(train_columns), weigh(val_columns)
         train_set = tokenize_examples(train_columns, tokenizer, c.max_length)
         val_set = tokenize_examples(val_columns, tokenizer, c.max_length)
