@@ -132,9 +132,10 @@ def loss_weights(
     task_powers: dict[str, float] | None = None,
 ):
     """The weight of each example in the loss, so rare labels are not drowned by common ones: (n / (K × count of
-    its label))^power (`task_powers` gives a task its own power), counted within its task, or with `by_target` within its target (for the targets of pair
+    its label))^power, counted within its task, or with `by_target` within its target (for the targets of pair
     tasks with at least MIN_TARGET_ROWS training examples: a label can be rare for one target and common
-    overall), then scaled so that each group's mean weight is 1 (the same loss scale).
+    overall), then scaled so that each group's mean weight is 1 (the same loss scale). `task_powers` gives a
+    task its own power instead of `power`.
 
     power 0: no weighting; 0.5: the square root, a middle way; 1: fully balanced. Returns a function giving the
     weights of any columns: validation examples are weighted like training ones.
