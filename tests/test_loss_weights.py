@@ -71,6 +71,6 @@ def test_task_class_weight_power_is_read_as_task_equals_power_pairs():
     from training.train import task_powers
 
     assert task_powers("stance=0, topic=1") == {"stance": 0.0, "topic": 1.0} and task_powers("") == {}
-    for bad in ("stance", "stance=high", "=0"):
-        with pytest.raises(RasidError, match="TASK=POWER|names no task"):
+    for bad in ("stance", "stance=high", "=0", "stance=0,stance=1"):
+        with pytest.raises(RasidError, match="TASK=POWER|names no task|twice"):
             task_powers(bad)

@@ -156,6 +156,8 @@ def task_powers(option: str) -> dict[str, float]:
     powers = {}
     for pair in (p.strip() for p in option.split(",") if p.strip()):
         task, _, value = pair.partition("=")
+        if task.strip() in powers:
+            raise RasidError(f"--task-class-weight-power names '{task.strip()}' twice.")
         try:
             powers[task.strip()] = float(value)
         except ValueError:
