@@ -3,7 +3,7 @@
 import pytest
 
 from serving.bundle import TaskSpec
-from training.features import MIN_TARGET_ROWS, loss_weights
+from training.features import MIN_TARGET_ROWS, loss_weights, repeat_examples
 
 STANCE = TaskSpec(name="stance", labels=("Against", "Favor", "None"), input="pair")
 TOPIC = TaskSpec(name="topic", labels=("a", "b"), input="single")
@@ -66,11 +66,30 @@ def test_a_task_can_have_its_own_power_while_the_others_keep_the_common_one():
     assert weights[(1, None, 1)] == pytest.approx(100 / (2 * 10))  # topic: fully balanced, as --class-weight-power
 
 
-def test_task_class_weight_power_is_read_as_task_equals_power_pairs():
+def test_per_task_options_are_read_as_task_equals_number_pairs():
     from serving.errors import RasidError
-    from training.train import task_powers
+    from training.train import task_values
 
-    assert task_powers("stance=0, topic=1") == {"stance": 0.0, "topic": 1.0} and task_powers("") == {}
+    assert task_values("stance=0, topic=1", "--x", "stance=0") == {"stance": 0.0, "topic": 1.0}
+    assert task_values("", "--x", "stance=0") == {}
     for bad in ("stance", "stance=high", "=0", "stance=0,stance=1"):
-        with pytest.raises(RasidError, match="TASK=POWER|names no task|twice"):
-            task_powers(bad)
+        with pytest.raises(RasidError, match="--task-repeat.*(TASK=NUMBER|names no task|twice)"):
+            task_values(bad, "--task-repeat", "stance=2")
+
+
+def test_sampling_by_task_repeats_one_tasks_examples_and_keeps_the_others_once():
+    examples = [(0, "vaccine", 0)] * 10 + [(1, None, 1)] * 30
+    train = columns(examples)
+    train["weight"] = [0.5] * 10 + [1.0] * 30
+    twice = repeat_examples(train, [STANCE, TOPIC], {"stance": 2.0}, seed=13)
+    assert twice["task_ids"].count(0) == 20 and twice["task_ids"].count(1) == 30
+    assert all(w == 0.5 for t, w in zip(twice["task_ids"], twice["weight"]) if t == 0)  # weights travel along
+
+
+def test_a_fractional_repeat_takes_a_seeded_share_of_the_tasks_examples():
+    train = columns([(0, "vaccine", k % 3) for k in range(100)] + [(1, None, 0)] * 10)
+    train["text"] = [f"row {k}" for k in range(110)]
+    half = repeat_examples(train, [STANCE, TOPIC], {"stance": 0.5, "topic": 1.5}, seed=13)
+    assert half["task_ids"].count(0) == 50 and half["task_ids"].count(1) == 15
+    assert half == repeat_examples(train, [STANCE, TOPIC], {"stance": 0.5, "topic": 1.5}, seed=13)
+    assert half != repeat_examples(train, [STANCE, TOPIC], {"stance": 0.5, "topic": 1.5}, seed=14)

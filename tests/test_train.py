@@ -40,6 +40,7 @@ from training.training_run import load_encoder
             {"stance": 2.0},
             "--task-class-weight-power stance=2.0: the power must be in [0, 1]",
         ),
+        ("task_repeat", {"stance": 0}, "--task-repeat stance=0: the number of times must be positive"),
     ],
 )
 def test_bad_options_are_rejected_with_their_value(tmp_path, option, value, message):
@@ -66,8 +67,9 @@ def test_tasks_without_labels_in_the_data_are_refused(tmp_path, tiny_base, sampl
         train(tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic", "sentiment"]))
 
 
-def test_a_task_power_for_a_task_the_run_does_not_train_is_refused(tmp_path, tiny_base, sample_data):
-    config = tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], task_class_weight_power={"stnce": 0})
+@pytest.mark.parametrize("option", ["task_class_weight_power", "task_repeat"])
+def test_a_per_task_option_for_a_task_the_run_does_not_train_is_refused(tmp_path, tiny_base, sample_data, option):
+    config = tiny_config(sample_data, tmp_path / "m", tiny_base, tasks=["topic"], **{option: {"stnce": 1}})
     with pytest.raises(RasidError, match="does not train: stnce"):
         train(config)
 

@@ -25,6 +25,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     class_weight_power: float = 0.5  # 0 none, 0.5 square root, 1 balanced: minority topics must not collapse
     task_class_weight_power: dict[str, float] = field(default_factory=dict)  # per task, instead of the above
+    task_repeat: dict[str, float] = field(default_factory=dict)  # sampling by task: its examples this many times
     balance_by_target: bool = False  # rare labels weighted within each target of a pair task, not the whole task
     freeze_embeddings: bool = False
     keep_layers: int = 0  # 0: all; else only this many lowest layers of the base (the rest dropped: smaller, faster)
@@ -64,6 +65,10 @@ class TrainConfig:
             *(
                 (0 <= power <= 1, f"--task-class-weight-power {task}={power}: the power must be in [0, 1]")
                 for task, power in self.task_class_weight_power.items()
+            ),
+            *(
+                (times > 0, f"--task-repeat {task}={times}: the number of times must be positive")
+                for task, times in self.task_repeat.items()
             ),
             (self.save_steps >= 1, f"--save-steps must be at least 1, got {self.save_steps}"),
             (self.keep_layers >= 0, f"--keep-layers must be 0 or more, got {self.keep_layers}"),

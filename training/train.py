@@ -95,6 +95,13 @@ def register(subparsers) -> None:
         "weighting the rare None class up costs target stance (default: none)",
     )
     p.add_argument(
+        "--task-repeat",
+        default="",
+        metavar="TASK=X,...",
+        help="sampling by task: each training example of TASK is seen X times per epoch (2: twice; 0.5: a seeded "
+        "half), e.g. stance=2 to give a small task more steps beside large ones (default: each once)",
+    )
+    p.add_argument(
         "--balance-by-target",
         action="store_true",
         help="weigh rare labels within each target of a pair task (targets with at least 100 training examples), "
@@ -146,25 +153,28 @@ def run(args) -> int:
     values = {k: v for k, v in vars(args).items() if k in names}
     values["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     values["pair_tasks"] = [t.strip() for t in args.pair_tasks.split(",") if t.strip()]
-    values["task_class_weight_power"] = task_powers(args.task_class_weight_power)
+    values["task_class_weight_power"] = task_values(
+        args.task_class_weight_power, "--task-class-weight-power", "stance=0"
+    )
+    values["task_repeat"] = task_values(args.task_repeat, "--task-repeat", "stance=2")
     train(TrainConfig(**values))
     return 0
 
 
-def task_powers(option: str) -> dict[str, float]:
-    """'stance=0,topic=1' -> {"stance": 0.0, "topic": 1.0}; a malformed pair is a clear error."""
-    powers = {}
+def task_values(option: str, flag: str, example: str) -> dict[str, float]:
+    """'stance=0,topic=1' -> {"stance": 0.0, "topic": 1.0}; a malformed pair is a clear error naming `flag`."""
+    values = {}
     for pair in (p.strip() for p in option.split(",") if p.strip()):
         task, _, value = pair.partition("=")
-        if task.strip() in powers:
-            raise RasidError(f"--task-class-weight-power names '{task.strip()}' twice.")
+        if task.strip() in values:
+            raise RasidError(f"{flag} names '{task.strip()}' twice.")
         try:
-            powers[task.strip()] = float(value)
+            values[task.strip()] = float(value)
         except ValueError:
-            raise RasidError(f"--task-class-weight-power: '{pair}' is not TASK=POWER (e.g. stance=0).") from None
+            raise RasidError(f"{flag}: '{pair}' is not TASK=NUMBER (e.g. {example}).") from None
         if not task.strip():
-            raise RasidError(f"--task-class-weight-power: '{pair}' names no task (e.g. stance=0).")
-    return powers
+            raise RasidError(f"{flag}: '{pair}' names no task (e.g. {example}).")
+    return values
 
 
 def train(config: TrainConfig, callbacks: list | None = None) -> Path:

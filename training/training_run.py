@@ -18,7 +18,15 @@ from training.calibration import cross_fitted_calibration
 from training.config import TrainConfig
 from training.continued import carry_over, check_paths, continued_specs, merged_targets
 from training.data import split_rows
-from training.features import Collator, build_examples, check_known_labels, loss_weights, task_specs, tokenize_examples
+from training.features import (
+    Collator,
+    build_examples,
+    check_known_labels,
+    loss_weights,
+    repeat_examples,
+    task_specs,
+    tokenize_examples,
+)
 from training.layers import freeze_lowest_layers, keep_lowest_layers, layer_rate_scales, reinit_top_layers
 from training.metrics import classification_metrics
 
@@ -100,11 +108,18 @@ class TrainingRun:
         settings = NormalizationSettings()
         train_columns = build_examples(train_rows, specs, settings)
         val_columns = build_examples(val_rows, specs, settings)
-        unknown = sorted(set(c.task_class_weight_power) - {spec.name for spec in specs})
-        if unknown:
-            raise RasidError(f"--task-class-weight-power names tasks this run does not train: {', '.join(unknown)}.")
+        for flag, named in (("--task-class-weight-power", c.task_class_weight_power), ("--task-repeat", c.task_repeat)):
+            unknown = sorted(set(named) - {spec.name for spec in specs})
+            if unknown:
+                raise RasidError(f"{flag} names tasks this run does not train: {', '.join(unknown)}.")
         weigh = loss_weights(train_columns, specs, c.class_weight_power, c.balance_by_target, c.task_class_weight_power)
         train_columns["weight"], val_columns["weight"] = weigh(train_columns), weigh(val_columns)
+        if c.task_repeat:
+            before = len(train_columns["labels"])
+            train_columns = repeat_examples(train_columns, specs, c.task_repeat, c.seed)
+            log.info(
+                "sampling by task (%s): %d -> %d training examples", c.task_repeat, before, len(train_columns["labels"])
+            )
         train_set = tokenize_examples(train_columns, tokenizer, c.max_length)
         val_set = tokenize_examples(val_columns, tokenizer, c.max_length)
         # 5. train
