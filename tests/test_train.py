@@ -178,6 +178,23 @@ class RecordStart(TrainerCallback):
             self.started_at = state.global_step
 
 
+class RecordSteps(TrainerCallback):
+    """Records how many optimiser steps the run took."""
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.steps = state.global_step
+
+
+def test_sampling_by_task_gives_the_repeated_task_more_steps(tmp_path, tiny_base, sample_data):
+    steps = {}
+    for name, repeat in (("once", {}), ("thrice", {"stance": 3})):
+        record = RecordSteps()
+        config = tiny_config(sample_data, tmp_path / name, tiny_base, epochs=1, fusion=False, task_repeat=repeat)
+        train(config, callbacks=[record])
+        steps[name] = record.steps
+    assert steps["thrice"] > steps["once"]
+
+
 def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_where_an_unbroken_one_does(
     tmp_path, tiny_base, sample_data
 ):
