@@ -93,3 +93,8 @@ def test_a_fractional_repeat_takes_a_seeded_share_of_the_tasks_examples():
     assert half["task_ids"].count(0) == 50 and half["task_ids"].count(1) == 15
     assert half == repeat_examples(train, [STANCE, TOPIC], {"stance": 0.5, "topic": 1.5}, seed=13)
     assert half != repeat_examples(train, [STANCE, TOPIC], {"stance": 0.5, "topic": 1.5}, seed=14)
+
+
+def test_a_small_share_of_a_tiny_task_still_keeps_one_example():
+    train = columns([(0, "vaccine", 0), (1, None, 0), (1, None, 1)])
+    assert repeat_examples(train, [STANCE, TOPIC], {"stance": 0.1}, seed=13)["task_ids"].count(0) == 1

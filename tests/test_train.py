@@ -40,7 +40,8 @@ from training.training_run import load_encoder
             {"stance": 2.0},
             "--task-class-weight-power stance=2.0: the power must be in [0, 1]",
         ),
-        ("task_repeat", {"stance": 0}, "--task-repeat stance=0: the number of times must be positive"),
+        ("task_repeat", {"stance": 0}, "--task-repeat stance=0: the number of times must be in (0, 100]"),
+        ("task_repeat", {"stance": float("inf")}, "--task-repeat stance=inf: the number of times must be in (0, 100]"),
     ],
 )
 def test_bad_options_are_rejected_with_their_value(tmp_path, option, value, message):

@@ -67,7 +67,7 @@ class TrainConfig:
                 for task, power in self.task_class_weight_power.items()
             ),
             *(
-                (times > 0, f"--task-repeat {task}={times}: the number of times must be positive")
+                (0 < times <= 100, f"--task-repeat {task}={times}: the number of times must be in (0, 100]")
                 for task, times in self.task_repeat.items()
             ),
             (self.save_steps >= 1, f"--save-steps must be at least 1, got {self.save_steps}"),

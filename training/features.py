@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import torch
@@ -176,16 +177,15 @@ def _keys(columns: dict[str, list]):
 
 def repeat_examples(columns: dict[str, list], specs: list[TaskSpec], repeats: dict[str, float], seed: int) -> dict:
     """Sampling by task: every example of a task named in `repeats` appears that many times in the training
-    columns (2: twice; 1.5: once, and a seeded half of them again; 0.5: a seeded half), the others once. Loss
-    weights are computed before, so they stay those of the data as given."""
-    import random
-
+    columns (2: twice; 1.5: once, and a seeded half of them again; 0.5: a seeded half, at least one), the
+    others once. Loss weights are computed before, so they stay those of the data as given."""
     chosen = random.Random(seed)
     keep = []
     for spec_id, spec in enumerate(specs):
         indices = [k for k, t in enumerate(columns["task_ids"]) if t == spec_id]
         times = repeats.get(spec.name, 1.0)
         whole, share = int(times), times - int(times)
-        keep += indices * whole + sorted(chosen.sample(indices, round(share * len(indices))))
+        extra = round(share * len(indices)) if whole else max(1, round(share * len(indices)))
+        keep += indices * whole + sorted(chosen.sample(indices, min(extra, len(indices))))
     keep.sort()  # the data's own order, repeats beside their original; the trainer shuffles anyway
     return {name: [values[k] for k in keep] for name, values in columns.items()}
