@@ -83,17 +83,24 @@ def evaluate(model: Path, data: Path, out: Path, fusion: bool, reuse: bool = Fal
 
 
 def baseline(data: Path, out: Path) -> dict[str, float]:
-    """The TF-IDF baseline per set. It is deterministic, so a report written after its data files is reused."""
+    """The TF-IDF baseline per set. It is deterministic, so a report written after its data files, on the same
+    validation file, is reused (another --data folder gets its own fit)."""
     scores = {}
     for name, (task, metric, _) in SETS.items():
         report = out / "baseline" / name
         files = [data / f"{name}.train.jsonl", data / f"{name}.val.jsonl"]
-        written = report / "report.json"
-        if not (written.is_file() and all(written.stat().st_mtime > f.stat().st_mtime for f in files)):
+        if not _baseline_current(report / "report.json", files):
             # whole articles too: the n-gram baseline reads each article as one text, its strongest form
             run([*RASID, "baseline", "--train", files[0], "--data", files[1], "--tasks", task, "--report", report])
         scores[name] = metric_of(report, task, metric, model="baseline")
     return scores
+
+
+def _baseline_current(written: Path, files: list[Path]) -> bool:
+    """A baseline report newer than its training and validation files, and written for this validation file."""
+    if not (written.is_file() and all(written.stat().st_mtime > f.stat().st_mtime for f in files)):
+        return False
+    return json.loads(written.read_text()).get("data") == [str(files[1])]
 
 
 def train(args, model: Path, seed: int, recipe: list[str], timing: Path) -> None:
