@@ -21,9 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.stance_probes import stanceeval  # noqa: E402
-from serving.data_files import read_rows  # noqa: E402
-from serving.normalize import normalize  # noqa: E402
+from benchmarks.stance_probes import add_bundle_and_rows, stance_inputs, stance_rows, stanceeval  # noqa: E402
 from serving.predictor import Predictor  # noqa: E402
 
 NEIGHBOURS, TEMPERATURES, SHARES = (8, 16, 32, 64), (0.02, 0.05, 0.1), (0.1, 0.2, 0.3, 0.5, 0.7)
@@ -62,15 +60,12 @@ def neighbour_votes(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="a bundle with a stance head")
-    parser.add_argument("--train", type=Path, default=Path("data/mawqif.train.jsonl"))
-    parser.add_argument("--data", type=Path, default=Path("data/mawqif.val.jsonl"))
+    add_bundle_and_rows(parser)
     args = parser.parse_args()
-    train = [r for r in read_rows([args.train], tasks=["stance"]).rows if "stance" in r.labels]
-    val = [r for r in read_rows([args.data], tasks=["stance"]).rows if "stance" in r.labels]
+    train, val = stance_rows(args.train), stance_rows(args.data)
     served = Predictor.from_bundle(args.model, precision="fp32")
     labels, settings = list(served.manifest.task("stance").labels), served.manifest.normalization
-    pairs = [[(normalize(r.target, settings), normalize(r.text, settings)) for r in rows] for rows in (train, val)]
+    pairs = [stance_inputs(rows, settings) for rows in (train, val)]
     similarity = pooled_vectors(served, pairs[1]) @ pooled_vectors(served, pairs[0]).T
     same_target = np.array([[v.target == t.target for t in train] for v in val])
     train_labels = np.array([labels.index(r.labels["stance"]) for r in train])

@@ -38,6 +38,23 @@ def stanceeval(probabilities: np.ndarray, gold: list[str], targets: list[str], l
     return 100 * stanceeval_score(gold, predicted, targets)["score"]
 
 
+def add_bundle_and_rows(parser: argparse.ArgumentParser) -> None:
+    """The options every Mawqif stance probe takes: a bundle, its training rows and the rows to score."""
+    parser.add_argument("--model", type=Path, required=True, help="a bundle with a stance head")
+    parser.add_argument("--train", type=Path, default=Path("data/mawqif.train.jsonl"))
+    parser.add_argument("--data", type=Path, default=Path("data/mawqif.val.jsonl"))
+
+
+def stance_rows(path: Path) -> list:
+    """The rows of a data file that carry a stance label."""
+    return [r for r in read_rows([path], tasks=["stance"]).rows if "stance" in r.labels]
+
+
+def stance_inputs(rows, settings) -> list[tuple[str, str]]:
+    """(target, text) pairs, normalised as the bundle normalises them."""
+    return [(normalize(r.target, settings), normalize(r.text, settings)) for r in rows]
+
+
 def with_offsets(log_p: np.ndarray, gold, targets, labels, per_target: bool, seed: int = 0) -> float:
     """StanceEval of log_p plus class offsets, each half's offsets chosen on the other half."""
     favor, rows = labels.index("Favor"), np.random.default_rng(seed).permutation(len(gold))
@@ -128,16 +145,13 @@ def frozen_base(base: Path, train, val, labels) -> np.ndarray:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="a bundle with a stance head")
+    add_bundle_and_rows(parser)
     parser.add_argument("--base", type=Path, required=True, help="the base encoder folder, for probe 4")
-    parser.add_argument("--train", type=Path, default=Path("data/mawqif.train.jsonl"))
-    parser.add_argument("--data", type=Path, default=Path("data/mawqif.val.jsonl"))
     args = parser.parse_args()
-    train = [r for r in read_rows([args.train], tasks=["stance"]).rows if "stance" in r.labels]
-    val = [r for r in read_rows([args.data], tasks=["stance"]).rows if "stance" in r.labels]
+    train, val = stance_rows(args.train), stance_rows(args.data)
     predictor = Predictor.from_bundle(args.model, fusion=False, precision="fp32")
     labels, settings = list(predictor.manifest.task("stance").labels), predictor.manifest.normalization
-    inputs = [(normalize(r.target, settings), normalize(r.text, settings)) for r in val]
+    inputs = stance_inputs(val, settings)
     encoder = predictor.probabilities(inputs, ["stance"])["stance"].float().numpy()
     gold, targets = [r.labels["stance"] for r in val], [r.target for r in val]
 
