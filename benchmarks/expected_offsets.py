@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.stacked_stance import answers, offset_vector  # noqa: E402
-from benchmarks.stance_probes import OFFSETS, add_bundle_and_rows, stance_rows, stanceeval  # noqa: E402
+from benchmarks.stacked_stance import answers  # noqa: E402
+from benchmarks.stance_probes import OFFSETS, add_bundle_and_rows, offset_vector, stance_rows, stanceeval  # noqa: E402
 from serving.bundle import load_ngram_models  # noqa: E402
 from serving.fusion import FLOOR, fuse  # noqa: E402
 

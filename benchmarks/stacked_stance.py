@@ -33,7 +33,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.stance_probes import OFFSETS, add_bundle_and_rows, stance_inputs, stance_rows, stanceeval  # noqa: E402
+from benchmarks.stance_probes import (  # noqa: E402
+    OFFSETS,
+    add_bundle_and_rows,
+    offset_vector,
+    stance_inputs,
+    stance_rows,
+    stanceeval,
+)
 from serving.fusion import FLOOR, fuse  # noqa: E402
 from serving.predictor import Predictor  # noqa: E402
 from training.ngram_model import fit_ngram_classifier  # noqa: E402
@@ -50,12 +57,6 @@ def answers(bundle: Path, train, rows) -> tuple[np.ndarray, np.ndarray, list[str
     ngram_model = fit_ngram_classifier(train, stance_inputs(train, settings), "stance", labels, pair=True)
     ngram = ngram_model.probabilities([x for _, x in inputs], [t for t, _ in inputs])
     return encoder, ngram, labels
-
-
-def offset_vector(pair, labels) -> np.ndarray:
-    vector, favor = np.zeros(len(labels)), labels.index("Favor")
-    vector[[k for k in range(len(labels)) if k != favor]] = pair
-    return vector
 
 
 class Choices:
@@ -157,7 +158,7 @@ def main() -> int:
         return np.array([per_target[t] for t in choices.targets])[:, None]
 
     show(
-        "one weight per target (" + ", ".join(f"{w:g}" for w in per_target.values()) + ")",
+        "one weight per target (" + ", ".join(f"{x:g}" for x in per_target.values()) + ")",
         oof.score(fuse(oof.enc, oof.ng, weights_of(oof))),
         test.score(fuse(enc, ng, weights_of(test))),
     )

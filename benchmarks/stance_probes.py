@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,16 +56,19 @@ def stance_inputs(rows, settings) -> list[tuple[str, str]]:
     return [(normalize(r.target, settings), normalize(r.text, settings)) for r in rows]
 
 
+def offset_vector(pair, labels) -> np.ndarray:
+    """Class offsets for the log-probabilities: Favor stays at 0, the other two labels get `pair`, in order."""
+    vector, favor = np.zeros(len(labels)), labels.index("Favor")
+    vector[[k for k in range(len(labels)) if k != favor]] = pair
+    return vector
+
+
 def with_offsets(log_p: np.ndarray, gold, targets, labels, per_target: bool, seed: int = 0) -> float:
     """StanceEval of log_p plus class offsets, each half's offsets chosen on the other half."""
-    favor, rows = labels.index("Favor"), np.random.default_rng(seed).permutation(len(gold))
+    rows = np.random.default_rng(seed).permutation(len(gold))
     halves, shifted, targets = [rows[::2], rows[1::2]], log_p.copy(), np.asarray(targets)
     gold = np.asarray(gold)
-
-    def offset(pair):
-        vector = np.zeros(len(labels))
-        vector[[k for k in range(len(labels)) if k != favor]] = pair
-        return vector
+    offset = partial(offset_vector, labels=labels)
 
     for k, half in enumerate(halves):
         fit = halves[1 - k]
