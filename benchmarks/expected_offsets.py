@@ -23,8 +23,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.stacked_stance import answers  # noqa: E402
-from benchmarks.stance_probes import OFFSETS, add_bundle_and_rows, offset_vector, stance_rows, stanceeval  # noqa: E402
+from benchmarks.stance_probes import (  # noqa: E402
+    OFFSETS,
+    add_bundle_and_rows,
+    encoder_and_ngrams,
+    offset_vector,
+    run,
+    stance_rows,
+    stanceeval,
+)
 from serving.bundle import load_ngram_models  # noqa: E402
 from serving.fusion import FLOOR, fuse  # noqa: E402
 
@@ -63,7 +70,7 @@ def main() -> int:
     add_bundle_and_rows(parser)
     args = parser.parse_args()
     train, val = stance_rows(args.train), stance_rows(args.data)
-    encoder, ngram, labels = answers(args.model, train, val)
+    encoder, ngram, labels = encoder_and_ngrams(args.model, train, val)
     gold, targets = [r.labels["stance"] for r in val], np.array([r.target for r in val])
     candidates = {"encoder alone": encoder, "fused at 0.5": fuse(encoder, ngram, 0.5)}
     bundle_fusion = load_ngram_models(args.model).get("stance")
@@ -81,4 +88,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

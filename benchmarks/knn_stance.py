@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.stance_probes import add_bundle_and_rows, stance_inputs, stance_rows, stanceeval  # noqa: E402
+from benchmarks.stance_probes import add_bundle_and_rows, run, stance_inputs, stance_rows, stanceeval  # noqa: E402
 from serving.predictor import Predictor  # noqa: E402
 
 NEIGHBOURS, TEMPERATURES, SHARES = (8, 16, 32, 64), (0.02, 0.05, 0.1), (0.1, 0.2, 0.3, 0.5, 0.7)
@@ -111,4 +111,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -36,27 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.stance_probes import (  # noqa: E402
     OFFSETS,
     add_bundle_and_rows,
+    encoder_and_ngrams,
     offset_vector,
-    stance_inputs,
+    run,
     stance_rows,
     stanceeval,
 )
 from serving.fusion import FLOOR, fuse  # noqa: E402
-from serving.predictor import Predictor  # noqa: E402
-from training.ngram_model import fit_ngram_classifier  # noqa: E402
 
 WEIGHTS = np.round(np.arange(0.0, 1.01, 0.1), 2)
-
-
-def answers(bundle: Path, train, rows) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The bundle's encoder probabilities on rows, and those of an n-gram model fitted on train."""
-    predictor = Predictor.from_bundle(bundle, fusion=False, precision="fp32")
-    labels, settings = list(predictor.manifest.task("stance").labels), predictor.manifest.normalization
-    inputs = stance_inputs(rows, settings)
-    encoder = predictor.probabilities(inputs, ["stance"])["stance"].float().numpy()
-    ngram_model = fit_ngram_classifier(train, stance_inputs(train, settings), "stance", labels, pair=True)
-    ngram = ngram_model.probabilities([x for _, x in inputs], [t for t, _ in inputs])
-    return encoder, ngram, labels
 
 
 class Choices:
@@ -106,7 +94,7 @@ def main() -> int:
     args = parser.parse_args()
 
     halves = [stance_rows(p) for p in args.halves]
-    parts = [answers(args.half_models[k], halves[k], halves[1 - k]) for k in (0, 1)]
+    parts = [encoder_and_ngrams(args.half_models[k], halves[k], halves[1 - k]) for k in (0, 1)]
     labels = parts[0][2]
     oof_rows = halves[1] + halves[0]
     oof = Choices(
@@ -117,7 +105,7 @@ def main() -> int:
         labels,
     )
     train, val = stance_rows(args.train), stance_rows(args.data)
-    enc, ng, _ = answers(args.model, train, val)
+    enc, ng, _ = encoder_and_ngrams(args.model, train, val)
     test = Choices(enc, ng, [r.labels["stance"] for r in val], [r.target for r in val], labels)
 
     def show(name, oof_score, val_score):
@@ -174,4 +162,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

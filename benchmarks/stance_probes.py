@@ -26,10 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from serving.bundle import load_ngram_models  # noqa: E402
 from serving.data_files import read_rows  # noqa: E402
+from serving.errors import RasidError  # noqa: E402
 from serving.fusion import fuse  # noqa: E402
 from serving.normalize import normalize  # noqa: E402
 from serving.predictor import Predictor  # noqa: E402
 from training.metrics import stanceeval_score  # noqa: E402
+from training.ngram_model import fit_ngram_classifier  # noqa: E402
 
 OFFSETS = np.arange(-1.5, 1.51, 0.25)
 
@@ -54,6 +56,26 @@ def stance_rows(path: Path) -> list:
 def stance_inputs(rows, settings) -> list[tuple[str, str]]:
     """(target, text) pairs, normalised as the bundle normalises them."""
     return [(normalize(r.target, settings), normalize(r.text, settings)) for r in rows]
+
+
+def encoder_and_ngrams(bundle: Path, train, rows) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The bundle's encoder probabilities on rows, and those of an n-gram model fitted on train."""
+    predictor = Predictor.from_bundle(bundle, fusion=False, precision="fp32")
+    labels, settings = list(predictor.manifest.task("stance").labels), predictor.manifest.normalization
+    inputs = stance_inputs(rows, settings)
+    encoder = predictor.probabilities(inputs, ["stance"])["stance"].float().numpy()
+    ngram_model = fit_ngram_classifier(train, stance_inputs(train, settings), "stance", labels, pair=True)
+    ngram = ngram_model.probabilities([x for _, x in inputs], [t for t, _ in inputs])
+    return encoder, ngram, labels
+
+
+def run(main) -> int:
+    """Run a probe's main; a missing bundle or a bad data file ends in one sentence, not a traceback."""
+    try:
+        return main()
+    except RasidError as error:
+        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        return 2
 
 
 def offset_vector(pair, labels) -> np.ndarray:
@@ -188,4 +210,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))
